@@ -1,0 +1,1 @@
+"""Building the Spectrum Suite from seeded generators and raw source files."""
