@@ -1,0 +1,155 @@
+r"""Builds the Spectrum Suite: `python -m data_pipelines.build --out=DIR`.
+
+  python -m data_pipelines.build --out=suite                 # synthetic + any real source found
+  python -m data_pipelines.build --out=suite --raw_dir=raw   # real sources from downloaded files
+  python -m data_pipelines.build --out=suite --tasks=coinflip,urn
+  python -m data_pipelines.build --out=suite --user_tasks=my_tasks/
+  python -m data_pipelines.build --list
+
+Writes one TFDS/ArrayRecord dataset per task under DIR, a manifest
+`DIR/suite.json` that spectrax reads, and (unless --tokenizer_vocab_size=0)
+the default SentencePiece tokenizer `DIR/tokenizer.model` trained on the
+built tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+
+from absl import app
+from absl import flags
+
+from data_pipelines import registry
+from data_pipelines import suite
+from data_pipelines import user_tasks
+from data_pipelines.schema import BuildContext, MissingRawFileError, TaskSpec
+
+_OUT = flags.DEFINE_string("out", None, "Directory to write the suite to.")
+_TASKS = flags.DEFINE_list(
+    "tasks", None, "Task names to build (default: every synthetic task, every "
+    "real source whose raw files are in --raw_dir, and --user_tasks).")
+_RAW_DIR = flags.DEFINE_string("raw_dir", None,
+                               "Directory holding downloaded raw source files.")
+_USER_TASKS = flags.DEFINE_string(
+    "user_tasks", None, "Directory of your own tasks as JSONL files (README).")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of every generator and split.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False,
+                               "Rebuild tasks that already exist in --out.")
+_VOCAB = flags.DEFINE_integer(
+    "tokenizer_vocab_size", 4096,
+    "Vocabulary of the default SentencePiece tokenizer; 0 skips training it.")
+_LIST = flags.DEFINE_bool("list", False, "List the known tasks and exit.")
+
+MANIFEST = "suite.json"
+TOKENIZER = "tokenizer.model"
+
+
+def _missing_raw_files(spec: TaskSpec, raw_dir: str | None):
+  if not spec.raw_files:
+    return []
+  return [f for f in spec.raw_files
+          if raw_dir is None or not os.path.exists(os.path.join(raw_dir, f.path))]
+
+
+def read_manifest(out: str) -> dict:
+  path = os.path.join(out, MANIFEST)
+  if not os.path.exists(path):
+    return {"tasks": {}}
+  with open(path) as f:
+    return json.load(f)
+
+
+def write_manifest(out: str, manifest: dict) -> None:
+  path = os.path.join(out, MANIFEST)
+  with open(path + ".tmp", "w") as f:
+    json.dump(manifest, f, indent=1, sort_keys=True)
+  os.replace(path + ".tmp", path)
+
+
+def build(out: str, specs: list[TaskSpec], *, seed: int, raw_dir: str | None,
+          overwrite: bool = False, explicit: bool = False,
+          tokenizer_vocab_size: int = 4096) -> list[str]:
+  """Builds `specs` into `out`; returns error messages of tasks not built.
+
+  A real source without its raw files is skipped with a message naming the
+  files; with `explicit` (the user named the task) that is an error.
+  """
+  os.makedirs(out, exist_ok=True)
+  manifest = read_manifest(out)
+  if manifest.get("seed", seed) != seed and not overwrite:
+    raise ValueError(f"{out} was built with seed {manifest['seed']}, not "
+                     f"{seed}; use another --out or pass --overwrite.")
+  manifest["seed"] = seed
+  ctx = BuildContext(seed=seed, raw_dir=raw_dir)
+  errors: list[str] = []
+  for spec in specs:
+    missing = _missing_raw_files(spec, raw_dir)
+    if missing:
+      msg = str(MissingRawFileError(spec.name, raw_dir, missing))
+      (errors.append if explicit else logging.warning)(msg)
+      continue
+    directory = suite.task_dir(out, spec.name)
+    if os.path.exists(directory):
+      if not overwrite:
+        print(f"{spec.name}: exists, kept (use --overwrite to rebuild)")
+        manifest["tasks"].setdefault(spec.name, _entry(out, directory, spec))
+        continue
+      shutil.rmtree(directory)
+    try:
+      directory = suite.build_task(spec, ctx, out)
+    except MissingRawFileError as e:
+      (errors.append if explicit else logging.warning)(str(e))
+      continue
+    manifest["tasks"][spec.name] = _entry(out, directory, spec)
+    write_manifest(out, manifest)
+    print(f"{spec.name}: built")
+  if tokenizer_vocab_size > 0 and manifest["tasks"]:
+    from data_pipelines import tokenizer_corpus  # pylint: disable=g-import-not-at-top
+    path = os.path.join(out, TOKENIZER)
+    tokenizer_corpus.train_default_tokenizer(out, manifest, path,
+                                             tokenizer_vocab_size)
+    manifest["tokenizer"] = TOKENIZER
+    print(f"default tokenizer: {path}")
+  write_manifest(out, manifest)
+  return errors
+
+
+def _entry(out: str, directory: str, spec: TaskSpec) -> dict:
+  return {"dir": os.path.relpath(directory, out),
+          "suite_split": spec.suite_split, "kind": spec.kind}
+
+
+def main(argv):
+  del argv
+  known = registry.all_tasks()
+  extra = user_tasks.load_user_tasks(_USER_TASKS.value) if _USER_TASKS.value else []
+  for spec in extra:
+    if spec.name in known:
+      raise app.UsageError(f"user task {spec.name!r} has the name of a "
+                           "built-in task; rename its file.")
+    known[spec.name] = spec
+  if _LIST.value:
+    for name, spec in sorted(known.items()):
+      files = ", ".join(f.path for f in spec.raw_files) or "synthetic"
+      print(f"{name:36s} {spec.suite_split:5s} {spec.kind:14s} {files}")
+    return 0
+  if not _OUT.value:
+    raise app.UsageError("--out is required: the directory to build into.")
+  if _TASKS.value:
+    specs = registry.select(known, _TASKS.value)
+  else:
+    specs = list(known.values())
+  errors = build(_OUT.value, specs, seed=_SEED.value, raw_dir=_RAW_DIR.value,
+                 overwrite=_OVERWRITE.value, explicit=bool(_TASKS.value),
+                 tokenizer_vocab_size=_VOCAB.value)
+  for e in errors:
+    print(e, file=sys.stderr)
+  return 1 if errors else 0
+
+
+if __name__ == "__main__":
+  app.run(main)

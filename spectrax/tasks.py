@@ -1,0 +1,136 @@
+"""Reading a built Spectrum Suite (`python -m data_pipelines.build --out=DIR`).
+
+A suite directory holds `suite.json` (task → record directory) and one
+TFDS/ArrayRecord dataset per task. `Suite` gives random-access instance
+sources (for `grain.MapDataset.source`) and per-task sampling settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from collections.abc import Sequence
+
+from spectrax.episode_sampler import SamplingSpec
+
+MANIFEST = "suite.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceRecord:
+  """One instance as stored (see data_pipelines/schema.py)."""
+
+  id: str
+  descriptions: list[str]
+  inputs: list[str]  # empty: the task has no inputs.
+  outputs: list[str]
+  question: str
+  options: list[str]
+  target: list[float]
+  extra: dict
+
+
+def _text(x) -> str:
+  return x.decode("utf-8") if isinstance(x, bytes) else str(x)
+
+
+def decode_record(raw: dict) -> InstanceRecord:
+  return InstanceRecord(
+      id=_text(raw["id"]),
+      descriptions=[_text(x) for x in raw["descriptions"]],
+      inputs=[_text(x) for x in raw["inputs"]],
+      outputs=[_text(x) for x in raw["outputs"]],
+      question=_text(raw["question"]),
+      options=[_text(x) for x in raw["options"]],
+      target=[float(x) for x in raw["target"]],
+      extra=json.loads(_text(raw["extra"]) or "{}"),
+  )
+
+
+class TaskSource(Sequence):
+  """Random access to one task split's instances; picklable for workers."""
+
+  def __init__(self, directory: str, split: str):
+    self.directory = directory
+    self.split = split
+    self._source = None
+    with open(os.path.join(directory, "metadata.json")) as f:
+      self.metadata = json.load(f)
+    self.num_rows: list[int] = list(self.metadata["num_rows"].get(split, []))
+
+  def _data_source(self):
+    if self._source is None:
+      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+      builder = tfds.builder_from_directory(self.directory)
+      self._source = builder.as_data_source(split=self.split)
+    return self._source
+
+  def __len__(self) -> int:
+    return len(self.num_rows)
+
+  def __getitem__(self, index: int) -> InstanceRecord:  # type: ignore[override]
+    return decode_record(self._data_source()[int(index)])
+
+  def __getstate__(self):
+    state = dict(self.__dict__)
+    state["_source"] = None  # Re-opened lazily in each worker process.
+    return state
+
+  @property
+  def name(self) -> str:
+    return self.metadata["name"]
+
+  @functools.cached_property
+  def sampling(self) -> SamplingSpec:
+    m = self.metadata
+    return SamplingSpec(mean_k=m.get("mean_k"), fixed_k=m.get("fixed_k"),
+                        p_desc=m.get("p_desc", 0.6))
+
+  @property
+  def default_descriptions(self) -> list[str]:
+    return list(self.metadata.get("default_descriptions", []))
+
+
+class Suite:
+  """A built suite directory."""
+
+  def __init__(self, path: str):
+    manifest = os.path.join(path, MANIFEST)
+    if not os.path.exists(manifest):
+      raise FileNotFoundError(
+          f"{manifest} not found: build the suite first with "
+          f"`python -m data_pipelines.build --out={path}`.")
+    with open(manifest) as f:
+      self.manifest = json.load(f)
+    self.path = path
+
+  @property
+  def tasks(self) -> dict[str, dict]:
+    return self.manifest["tasks"]
+
+  @property
+  def seed(self) -> int:
+    return int(self.manifest.get("seed", 0))
+
+  @property
+  def tokenizer_path(self) -> str | None:
+    name = self.manifest.get("tokenizer")
+    return os.path.join(self.path, name) if name else None
+
+  def task_names(self, suite_split: str | None = None,
+                 kind: str | None = "icl") -> list[str]:
+    """Tasks of one half of the suite (`train`/`test`) and kind, sorted."""
+    return sorted(n for n, t in self.tasks.items()
+                  if (suite_split is None or t["suite_split"] == suite_split)
+                  and (kind is None or t["kind"] == kind))
+
+  def source(self, task: str, split: str) -> TaskSource:
+    if task not in self.tasks:
+      raise ValueError(f"task {task!r} is not in the suite at {self.path}; it "
+                       f"has {sorted(self.tasks)}. Build it with "
+                       f"`python -m data_pipelines.build --out={self.path} "
+                       f"--tasks={task}`.")
+    src = TaskSource(os.path.join(self.path, self.tasks[task]["dir"]), split)
+    return src
