@@ -27,8 +27,15 @@ import numpy as np
 from spectrax import templates
 from spectrax.episode_sampler import sample_episode
 from spectrax.episodes import tokenize_episode, training_arrays
+from spectrax.packing import RetainingBestFitPackIterDataset
 from spectrax.tasks import Suite, TaskSource
 from spectrax.tokenizer import Tokenizer, load_tokenizer
+
+PACKERS = {
+    "retained_best_fit": RetainingBestFitPackIterDataset,
+    "first_fit": grain.experimental.FirstFitPackIterDataset,
+    "best_fit": grain.experimental.BestFitPackIterDataset,
+}
 
 # Stats record columns: one row per episode, packed alongside its tokens.
 STAT_FIELDS = ("seen", "dropped", "truncated", "mismatch", "loss_tokens")
@@ -51,8 +58,10 @@ class DataConfig:
   seed: int = 0
   num_epochs: int | None = 1  # None repeats forever.
   shuffle: bool = True
-  packing: str = "first_fit"  # or "best_fit".
-  num_packing_bins: int = 0  # 0: the per-process batch size.
+  # "retained_best_fit" (spectrax.packing; densest), or Grain's "first_fit"
+  # / "best_fit", which flush every open row when one episode does not fit.
+  packing: str = "retained_best_fit"
+  num_packing_bins: int = 0  # 0: 256 open rows (or the batch, if larger).
   max_episodes_per_row: int = 0  # 0: seq_len // 8.
   worker_count: int = 0  # Grain worker processes (0 = in the main process).
   worker_buffer_size: int = 2
@@ -61,9 +70,9 @@ class DataConfig:
   def validate(self, process_count: int = 1) -> None:
     """Raises ValueError naming the field and the fix."""
     templates.get_template(self.template)
-    if self.packing not in ("first_fit", "best_fit"):
-      raise ValueError(f"data.packing={self.packing!r}: use 'first_fit' or "
-                       "'best_fit'.")
+    if self.packing not in PACKERS:
+      raise ValueError(f"data.packing={self.packing!r}: use one of "
+                       f"{sorted(PACKERS)}.")
     if self.seq_len < 2:
       raise ValueError(f"data.seq_len={self.seq_len} must be at least 2.")
     if self.max_tokens > self.seq_len + 1:
@@ -343,13 +352,17 @@ class Pipeline:
     length = {"inputs": cfg.seq_len, "targets": cfg.seq_len,
               "loss_mask": cfg.seq_len,
               "stats": cfg.max_episodes_per_row or max(1, cfg.seq_len // 8)}
-    packer = (grain.experimental.FirstFitPackIterDataset
-              if cfg.packing == "first_fit"
-              else grain.experimental.BestFitPackIterDataset)
-    ds = packer(self.episodes().to_iter_dataset(), length_struct=length,
-                num_packing_bins=cfg.num_packing_bins or rows,
-                seed=cfg.seed, shuffle_bins=cfg.shuffle,
-                meta_features=("targets", "loss_mask"))
+    bins = cfg.num_packing_bins or max(256, rows)
+    episodes = self.episodes().to_iter_dataset()
+    meta = ("targets", "loss_mask")
+    if cfg.packing == "retained_best_fit":
+      ds = RetainingBestFitPackIterDataset(
+          episodes, length_struct=length, num_packing_bins=bins,
+          meta_features=meta)
+    else:
+      ds = PACKERS[cfg.packing](
+          episodes, length_struct=length, num_packing_bins=bins,
+          seed=cfg.seed, shuffle_bins=cfg.shuffle, meta_features=meta)
     ds = ds.batch(rows, drop_remainder=False).map(_Finalise(rows))
     if cfg.worker_count > 0:
       ds = ds.mp_prefetch(grain.MultiprocessingOptions(

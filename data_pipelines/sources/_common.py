@@ -1,0 +1,145 @@
+"""Shared plumbing for the real-source converters.
+
+Every converter needs the same three things: check that its raw files are
+present (and say where to get them when not), read a table, and turn a bad
+cell into an error that names the file, the line or row, and the column. The
+readers here use only the standard library and pyarrow (imported when a
+parquet file is read), so importing a converter stays cheap.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import os
+import random
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from data_pipelines.schema import BuildContext, MissingRawFileError, RawFile
+
+# Cells pandas would read as NaN; the authors' loaders drop or skip them, so
+# the converters treat them as "no value" rather than as text.
+MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "None"})
+
+# GlobalOQA selections and OpinionQA rows can exceed the csv module's
+# 128 KiB default field limit.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+def raw_paths(task: str, ctx: BuildContext,
+              files: Sequence[RawFile]) -> list[str]:
+  """Absolute paths of `files` under `ctx.raw_dir`, in order.
+
+  Raises:
+    MissingRawFileError: listing every absent file and where it is published.
+  """
+  if ctx.raw_dir is None:
+    raise MissingRawFileError(task, None, files)
+  paths = [os.path.join(ctx.raw_dir, f.path) for f in files]
+  missing = [f for f, p in zip(files, paths) if not os.path.isfile(p)]
+  if missing:
+    raise MissingRawFileError(task, ctx.raw_dir, missing)
+  return paths
+
+
+def bad_value(path: str, where: str, column: str, message: str) -> ValueError:
+  """The error for one unusable cell: `where` is e.g. 'line 7' or 'row 3'."""
+  return ValueError(f"{path}, {where}, column {column!r}: {message}")
+
+
+def read_csv(path: str,
+             columns: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+  """Yields (line, record) for each record of a CSV file with a header.
+
+  Args:
+    path: the file.
+    columns: columns that must be in the header.
+
+  Yields:
+    line: the 1-based line on which the record starts (the header is line
+      1; a quoted field may span lines, so this is not the record index).
+    record: column name -> raw cell text.
+
+  Raises:
+    ValueError: a required column is absent, a record has the wrong number
+      of fields, or the file is not valid UTF-8 CSV.
+  """
+  # utf-8-sig: files saved from spreadsheets often start with a BOM, which
+  # would otherwise become part of the first column's name.
+  with open(path, newline="", encoding="utf-8-sig") as f:
+    reader = csv.reader(f)
+    try:
+      header = next(reader)
+    except StopIteration:
+      raise ValueError(f"{path}: the file is empty; expected a header with "
+                       f"columns {list(columns)}.") from None
+    except (csv.Error, UnicodeDecodeError) as e:
+      raise ValueError(f"{path}, line 1: cannot read the header: {e}") from e
+    missing = [c for c in columns if c not in header]
+    if missing:
+      raise ValueError(f"{path}: missing column(s) {missing}; the header has "
+                       f"{header}.")
+    start = reader.line_num + 1
+    while True:
+      try:
+        fields = next(reader)
+      except StopIteration:
+        return
+      except (csv.Error, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}, line {start}: cannot parse the record: "
+                         f"{e}") from e
+      line, start = start, reader.line_num + 1
+      if not fields:  # a blank line, not a record
+        continue
+      if len(fields) != len(header):
+        raise ValueError(f"{path}, line {line}: {len(fields)} fields but the "
+                         f"header has {len(header)}.")
+      yield line, dict(zip(header, fields))
+
+
+def read_parquet(path: str, columns: Sequence[str]) -> list[dict[str, Any]]:
+  """The rows of a parquet file as dicts over `columns`.
+
+  Nested struct columns are flattened to dotted names (`question.text`), so a
+  file written from a flattened DataFrame and one with nested structs read
+  alike.
+
+  Raises:
+    ValueError: the file is not parquet or a column is absent.
+  """
+  # Imported here so that listing or importing the converters stays cheap.
+  import pyarrow as pa
+  import pyarrow.parquet as pq
+
+  try:
+    table = pq.read_table(path)
+  except (pa.ArrowException, OSError) as e:
+    raise ValueError(f"{path}: cannot read as parquet: {e}") from e
+  while any(pa.types.is_struct(field.type) for field in table.schema):
+    table = table.flatten()
+  missing = [c for c in columns if c not in table.column_names]
+  if missing:
+    raise ValueError(f"{path}: missing column(s) {missing}; the file has "
+                     f"{table.column_names}.")
+  return table.select(list(columns)).to_pylist()
+
+
+def parse_literal(path: str, where: str, column: str, text: str) -> Any:
+  """A Python literal cell (list, dict, number) parsed without `eval`."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError, MemoryError, RecursionError) as e:
+    raise bad_value(path, where, column,
+                    f"not a Python literal ({e}): {text[:80]!r}") from e
+
+
+def seeded_rng(ctx: BuildContext, *salt: object) -> random.Random:
+  """A private RNG for one decision of one task, stable for a given seed.
+
+  Salting with the task name (and e.g. the wave) keeps tasks independent:
+  adding a task or an instance never changes another's draws.
+  """
+  # random.Random seeds a str through SHA-512, independent of PYTHONHASHSEED.
+  return random.Random(":".join(map(str, (ctx.seed,) + salt)))
