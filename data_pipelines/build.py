@@ -22,6 +22,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging as absl_logging
 
 from data_pipelines import registry
 from data_pipelines import suite
@@ -90,7 +91,12 @@ def build(out: str, specs: list[TaskSpec], *, seed: int, raw_dir: str | None,
     missing = _missing_raw_files(spec, raw_dir)
     if missing:
       msg = str(MissingRawFileError(spec.name, raw_dir, missing))
-      (errors.append if explicit else logging.warning)(msg)
+      if explicit:
+        errors.append(msg)
+      else:
+        more = f" and {len(missing) - 2} more" if len(missing) > 2 else ""
+        print(f"{spec.name}: skipped, raw files not in --raw_dir: "
+              f"{', '.join(f.path for f in missing[:2])}{more} (see --list)")
       continue
     directory = suite.task_dir(out, spec.name)
     if os.path.exists(directory):
@@ -125,6 +131,9 @@ def _entry(out: str, directory: str, spec: TaskSpec) -> dict:
 
 def main(argv):
   del argv
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds.disable_progress_bar()
   known = registry.all_tasks()
   extra = user_tasks.load_user_tasks(_USER_TASKS.value) if _USER_TASKS.value else []
   for spec in extra:

@@ -228,6 +228,22 @@ def train_sentencepiece(texts: Iterable[str], model_file: str, *,
   """
   import sentencepiece as spm  # pylint: disable=g-import-not-at-top
   model = io.BytesIO()
+  try:
+    _train(spm, texts, model, vocab_size, special_tokens)
+  except RuntimeError as e:
+    if "Vocabulary size is smaller than required_chars" in str(e):
+      raise ValueError(
+          f"vocab_size={vocab_size} is too small for this corpus: byte "
+          "fallback needs 256 byte pieces plus every distinct character; "
+          f"raise it (--tokenizer_vocab_size). SentencePiece said: {e}") from e
+    raise
+  os.makedirs(os.path.dirname(os.path.abspath(model_file)), exist_ok=True)
+  with open(model_file, "wb") as f:
+    f.write(model.getvalue())
+  return model_file
+
+
+def _train(spm, texts, model, vocab_size, special_tokens):
   spm.SentencePieceTrainer.train(
       sentence_iterator=iter(texts),
       model_writer=model,
@@ -244,7 +260,3 @@ def train_sentencepiece(texts: Iterable[str], model_file: str, *,
       train_extremely_large_corpus=False,
       minloglevel=2,
   )
-  os.makedirs(os.path.dirname(os.path.abspath(model_file)), exist_ok=True)
-  with open(model_file, "wb") as f:
-    f.write(model.getvalue())
-  return model_file
