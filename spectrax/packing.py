@@ -138,11 +138,34 @@ class _Iterator(grain.DatasetIterator):
       if self._exhausted or not self._read():
         if not self._rows:
           raise StopIteration
-        self._ready.extend(sorted(self._rows, key=lambda r: r.opened_at))
+        self._ready.extend(self._repack(self._rows))
         self._rows.clear()
     row = self._ready.popleft()
     self._forget_emitted()
     return self._assemble(row)
+
+  def _repack(self, rows: list[_Row]) -> list[_Row]:
+    """At the end of the data, re-packs what the open rows hold, best-fit
+    decreasing, so the final flush does not emit many sparse rows."""
+    items = sorted(((e, o) for r in rows for e, o in zip(r.elements, r.ordinals)),
+                   key=lambda x: (-len(x[0][next(iter(self._length))]), x[1]))
+    out: list[_Row] = []
+    for element, ordinal in items:
+      lengths = self._lengths(element)
+      best = None
+      for row in out:
+        if all(row.used[k] + n <= self._length[k] for k, n in lengths.items()):
+          if best is None or row.used[next(iter(self._length))] > best.used[
+              next(iter(self._length))]:
+            best = row
+      if best is None:
+        best = _Row(opened_at=ordinal)
+        out.append(best)
+      best.elements.append(element)
+      best.ordinals.append(ordinal)
+      for k, n in lengths.items():
+        best.used[k] += n
+    return out
 
   def _forget_emitted(self) -> None:
     pending = [o for r in list(self._rows) + list(self._ready)

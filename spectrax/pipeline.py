@@ -61,7 +61,7 @@ class DataConfig:
   # "retained_best_fit" (spectrax.packing; densest), or Grain's "first_fit"
   # / "best_fit", which flush every open row when one episode does not fit.
   packing: str = "retained_best_fit"
-  num_packing_bins: int = 0  # 0: 256 open rows (or the batch, if larger).
+  num_packing_bins: int = 0  # 0: 1024 open rows (or the batch, if larger).
   max_episodes_per_row: int = 0  # 0: seq_len // 8.
   worker_count: int = 0  # Grain worker processes (0 = in the main process).
   worker_buffer_size: int = 2
@@ -352,7 +352,7 @@ class Pipeline:
     length = {"inputs": cfg.seq_len, "targets": cfg.seq_len,
               "loss_mask": cfg.seq_len,
               "stats": cfg.max_episodes_per_row or max(1, cfg.seq_len // 8)}
-    bins = cfg.num_packing_bins or max(256, rows)
+    bins = cfg.num_packing_bins or max(1024, rows)
     episodes = self.episodes().to_iter_dataset()
     meta = ("targets", "loss_mask")
     if cfg.packing == "retained_best_fit":
