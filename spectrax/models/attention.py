@@ -1,0 +1,174 @@
+"""Self-attention: packed-sequence masks, the attention module and its backends.
+
+Mask semantics (shared by every backend): query i may attend key j iff
+``j <= i`` (causal by index) and ``segment_ids[i] == segment_ids[j] != 0``
+(same packed episode, never padding) and ``positions[i] - positions[j] <
+window`` (the sliding window of local layers; global layers pass
+``GLOBAL_WINDOW``). Positions restart at 0 in each segment, so inside a
+segment the window by position equals the window by index, as in transformers.
+
+Backends (``ModelConfig.attention_backend``):
+  * ``dense``: einsum + float32 softmax in XLA. The reference; runs anywhere.
+  * ``xla`` / ``cudnn``: ``jax.nn.dot_product_attention`` with a boolean
+    mask (``cudnn`` is the fused flash kernel on NVIDIA GPUs, bf16/fp16 only).
+  * ``splash``: the Pallas TPU splash-attention kernel with segment ids; the
+    window is static per kernel, so a local and a global kernel are built and
+    the per-layer flag picks one with ``lax.cond``. On CPU it runs in
+    interpret mode (slow; for tests).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from spectrax import sharding
+from spectrax.models.config import GLOBAL_WINDOW, ModelConfig
+from spectrax.models.layers import RMSNorm, apply_rope, param
+
+# Finite, so that a fully masked row (a padding token) gives a uniform softmax
+# rather than NaN; far below any real logit even after soft-capping.
+_MASK_VALUE = -0.7 * float(jnp.finfo(jnp.float32).max)
+
+
+def attention_mask(segment_ids: jax.Array, positions: jax.Array, window: jax.Array | int) -> jax.Array:
+  """Boolean mask ``[batch, length, length]`` (query, key) for packed rows.
+
+  Args:
+    segment_ids: ``[batch, length]`` int32, 0 = padding.
+    positions: ``[batch, length]`` int32.
+    window: scalar int (may be traced): keys with ``q_pos - k_pos >= window``
+      are masked.
+  """
+  length = segment_ids.shape[1]
+  idx = jnp.arange(length)
+  causal = idx[:, None] >= idx[None, :]
+  same = (segment_ids[:, :, None] == segment_ids[:, None, :]) & (segment_ids[:, :, None] != 0)
+  near = (positions[:, :, None] - positions[:, None, :]) < window
+  return causal[None] & same & near
+
+
+def dense_attention(q, k, v, mask, scale: float):
+  """Reference attention with grouped KV heads.
+
+  Args:
+    q: ``[batch, length, heads, head_dim]``.
+    k, v: ``[batch, length, kv_heads, head_dim]``.
+    mask: ``[batch, length, length]`` bool.
+    scale: multiplies the logits.
+
+  Returns:
+    ``[batch, length, heads, head_dim]`` in ``q.dtype``; softmax in float32.
+  """
+  b, t, n, h = q.shape
+  kv = k.shape[2]
+  qg = q.reshape(b, t, kv, n // kv, h)
+  logits = jnp.einsum("btkgh,bskh->bkgts", qg, k, preferred_element_type=jnp.float32) * scale
+  logits = jnp.where(mask[:, None, None], logits, _MASK_VALUE)
+  probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+  out = jnp.einsum("bkgts,bskh->btkgh", probs, v)
+  return out.reshape(b, t, n, h)
+
+
+def sdpa_attention(q, k, v, mask, scale: float, implementation: str):
+  """``jax.nn.dot_product_attention`` (``implementation`` = ``xla`` or ``cudnn``); same contract as dense."""
+  # is_causal lets cuDNN skip the upper triangle; the mask adds segments and window.
+  return jax.nn.dot_product_attention(q, k, v, mask=mask[:, None], scale=scale, is_causal=True,
+                                      implementation=implementation)
+
+
+@functools.lru_cache(maxsize=None)
+def _splash_kernel(length: int, heads: int, window: int | None, interpret: bool):
+  from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as sk
+  from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as sm
+  if window is None:
+    one = sm.CausalMask((length, length))
+  else:  # keys at q - window < k <= q: `window - 1` to the left
+    one = sm.LocalMask((length, length), window_size=(window - 1, 0), offset=0)
+  block = min(512, length)
+  sizes = sk.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block, block_q_dkv=block,
+                        block_kv_dkv=block, block_kv_dkv_compute=block, block_q_dq=block,
+                        block_kv_dq=block)
+  return sk.make_splash_mha(sm.MultiHeadMask([one] * heads), block_sizes=sizes, head_shards=1,
+                            q_seq_shards=1, interpret=interpret)
+
+
+def splash_attention(q, k, v, segment_ids, is_local, scale: float, local_window: int | None,
+                     interpret: bool):
+  """Pallas splash attention; same contract as dense with the mask given by segment ids.
+
+  ``is_local`` (traced bool) selects the sliding-window kernel. Under a mesh
+  the caller must shard batch/heads with ``shard_map`` (see ``Attention``).
+  """
+  from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as sk
+  b, t, n, h = q.shape
+  if t % 128:
+    raise ValueError(f"splash attention needs length % 128 == 0, got length {t}; pad the batch "
+                     "or use attention_backend='dense'")
+  rep = n // k.shape[2]
+  # [b, n, t, h] layout; GQA by repeating kv heads (the kernel reads them per head).
+  qt = jnp.swapaxes(q * jnp.asarray(scale, q.dtype), 1, 2)
+  kt = jnp.swapaxes(jnp.repeat(k, rep, axis=2), 1, 2)
+  vt = jnp.swapaxes(jnp.repeat(v, rep, axis=2), 1, 2)
+  seg = sk.SegmentIds(q=segment_ids, kv=segment_ids)
+
+  def run(kernel):
+    return jax.vmap(kernel)(qt, kt, vt, segment_ids=seg)
+
+  global_kernel = _splash_kernel(t, n, None, interpret)
+  if local_window is None:
+    out = run(global_kernel)
+  else:
+    local_kernel = _splash_kernel(t, n, local_window, interpret)
+    out = jax.lax.cond(is_local, lambda: run(local_kernel), lambda: run(global_kernel))
+  return jnp.swapaxes(out, 1, 2)
+
+
+class Attention(nnx.Module):
+  """Grouped-query self-attention with optional QK-norm and per-layer rope/window."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    d, n, kv, h = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+    init, pdt = jax.nn.initializers.normal(0.02), cfg.param_dtype
+    self.q = param(rngs, init, (d, n, h), ("embed", "heads", "head_dim"), pdt)
+    self.k = param(rngs, init, (d, kv, h), ("embed", "kv_heads", "head_dim"), pdt)
+    self.v = param(rngs, init, (d, kv, h), ("embed", "kv_heads", "head_dim"), pdt)
+    self.o = param(rngs, init, (n, h, d), ("heads", "head_dim", "embed"), pdt)
+    if cfg.qk_norm:
+      norm = functools.partial(RMSNorm, h, "head_dim", eps=cfg.norm_eps, plus_one=cfg.norm_plus_one,
+                               param_dtype=pdt, rngs=rngs)
+      self.q_norm, self.k_norm = norm(), norm()
+    self.cfg = cfg
+
+  def __call__(self, x, positions, segment_ids, window, inv_freq):
+    """x: ``[batch, length, embed]``; window: scalar int32; inv_freq: ``[head_dim // 2]``.
+
+    Returns ``[batch, length, embed]`` in ``x.dtype``.
+    """
+    cfg, dt = self.cfg, x.dtype
+    q = jnp.einsum("bld,dnh->blnh", x, self.q[...].astype(dt))
+    k = jnp.einsum("bld,dkh->blkh", x, self.k[...].astype(dt))
+    v = jnp.einsum("bld,dkh->blkh", x, self.v[...].astype(dt))
+    if cfg.qk_norm:
+      q, k = self.q_norm(q), self.k_norm(k)
+    q = sharding.constrain(apply_rope(q, positions, inv_freq), ("batch", "length", "heads", "head_dim"))
+    k = sharding.constrain(apply_rope(k, positions, inv_freq), ("batch", "length", "kv_heads", "head_dim"))
+    v = sharding.constrain(v, ("batch", "length", "kv_heads", "head_dim"))
+    backend = cfg.attention_backend
+    if backend == "splash":
+      windows = {w for w in cfg.layer_windows if w is not None}
+      local = max(windows) if windows else None
+      fn = functools.partial(splash_attention, scale=cfg.attn_scale, local_window=local,
+                             interpret=jax.default_backend() != "tpu")
+      out = sharding.shard_batch_heads(fn, q, k, v, segment_ids, window < GLOBAL_WINDOW)
+    else:
+      mask = attention_mask(segment_ids, positions, window)
+      if backend == "dense":
+        out = dense_attention(q, k, v, mask, cfg.attn_scale)
+      else:
+        out = sdpa_attention(q, k, v, mask, cfg.attn_scale, backend)
+    out = sharding.constrain(out, ("batch", "length", "heads", "head_dim"))
+    return jnp.einsum("blnh,nhd->bld", out, self.o[...].astype(dt))

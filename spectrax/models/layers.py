@@ -1,0 +1,94 @@
+"""Building blocks of the decoder: parameters with logical axes, RMSNorm, RoPE, MLP.
+
+Every parameter is an ``nnx.Param`` whose ``out_sharding`` metadata holds
+*logical* axis names (``embed``, ``heads``, ``mlp``...). Eager sharding is off:
+the model never needs a mesh to be built, and ``spectrax.sharding`` maps the
+names to mesh axes in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+Initializer = jax.nn.initializers.Initializer
+
+
+def param(rngs: nnx.Rngs, init: Initializer, shape: Sequence[int], axes: Sequence[str],
+          dtype) -> nnx.Param:
+  """An ``nnx.Param`` of ``shape`` annotated with logical ``axes`` (one per dim)."""
+  if len(axes) != len(shape):
+    raise ValueError(f"logical axes {tuple(axes)} do not match shape {tuple(shape)}")
+  return nnx.Param(init(rngs.params(), tuple(shape), dtype), out_sharding=tuple(axes),
+                   eager_sharding=False)
+
+
+class RMSNorm(nnx.Module):
+  """RMSNorm over the last axis, computed in float32.
+
+  ``plus_one`` selects Gemma's ``x * (1 + w)`` (weights stored as HF stores
+  them, zero-centred) instead of Llama's ``x * w``. Gemma multiplies before
+  casting back; Llama casts then multiplies: in float32 both agree, and in
+  bf16 we follow each family.
+  """
+
+  def __init__(self, dim: int, axis_name: str, *, eps: float, plus_one: bool, param_dtype,
+               rngs: nnx.Rngs):
+    init = jax.nn.initializers.zeros if plus_one else jax.nn.initializers.ones
+    self.scale = param(rngs, init, (dim,), (axis_name,), param_dtype)
+    self.eps = eps
+    self.plus_one = plus_one
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x: ``[..., dim]`` any float dtype -> same shape and dtype."""
+    x32 = x.astype(jnp.float32)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    w = self.scale[...]
+    if self.plus_one:
+      return (normed * (1.0 + w.astype(jnp.float32))).astype(x.dtype)
+    return w.astype(x.dtype) * normed.astype(x.dtype)
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:
+  """Rotary embedding in the "rotate half" layout transformers uses.
+
+  Args:
+    x: ``[batch, length, heads, head_dim]``.
+    positions: ``[batch, length]`` int32 (restart at 0 in each packed segment).
+    inv_freq: ``[head_dim // 2]`` float32.
+
+  Returns:
+    ``x`` rotated, same shape and dtype. Angles are computed in float32 and
+    cos/sin cast to ``x.dtype`` before the product, as transformers does.
+  """
+  angles = positions.astype(jnp.float32)[..., None] * inv_freq.astype(jnp.float32)
+  angles = jnp.concatenate([angles, angles], axis=-1)[:, :, None, :]
+  cos, sin = jnp.cos(angles).astype(x.dtype), jnp.sin(angles).astype(x.dtype)
+  half = x.shape[-1] // 2
+  rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+  return x * cos + rotated * sin
+
+
+class Mlp(nnx.Module):
+  """Gated MLP: ``down(act(gate(x)) * up(x))`` with GeGLU (tanh gelu) or SwiGLU."""
+
+  def __init__(self, hidden: int, inner: int, activation: str, *, param_dtype, rngs: nnx.Rngs):
+    init = jax.nn.initializers.normal(0.02)
+    self.gate = param(rngs, init, (hidden, inner), ("embed", "mlp"), param_dtype)
+    self.up = param(rngs, init, (hidden, inner), ("embed", "mlp"), param_dtype)
+    self.down = param(rngs, init, (inner, hidden), ("mlp", "embed"), param_dtype)
+    self.activation = activation
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x: ``[batch, length, embed]`` compute dtype -> same."""
+    dt = x.dtype
+    gate = jnp.einsum("bld,df->blf", x, self.gate[...].astype(dt))
+    up = jnp.einsum("bld,df->blf", x, self.up[...].astype(dt))
+    if self.activation == "gelu_tanh":
+      act = jax.nn.gelu(gate, approximate=True)
+    else:
+      act = jax.nn.silu(gate)
+    return jnp.einsum("blf,fd->bld", act * up, self.down[...].astype(dt))
