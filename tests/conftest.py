@@ -68,3 +68,52 @@ def sp_tokenizer(tmp_path_factory):
   train_sentencepiece(lines, path, vocab_size=320,
                       special_tokens=templates.all_special_tokens())
   return load_tokenizer(path)
+
+
+def _coins(n_instances, ctx):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from data_pipelines.schema import Instance, Row  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng([ctx.seed, 1])
+  for i in range(n_instances):
+    p = rng.random()
+    yield Instance(id=f"coin{i}", descriptions=[f"A coin with bias {p:.2f}."],
+                   rows=[Row("Heads" if rng.random() < p else "Tails")
+                         for _ in range(rng.integers(5, 80))])
+
+
+def _sums(ctx):
+  from data_pipelines.schema import Instance, Row  # pylint: disable=g-import-not-at-top
+  del ctx
+  for i in range(12):
+    yield Instance(id=f"sum{i}", rows=[Row(input=f"{j} + {i}", output=str(i + j))
+                                       for j in range(30)])
+
+
+def _one_long_example(ctx):
+  from data_pipelines.schema import Instance, Row  # pylint: disable=g-import-not-at-top
+  del ctx
+  yield Instance(id="long", rows=[Row(output="Heads " * 400)] * 3,
+                 descriptions=["Long."])
+
+
+@pytest.fixture(scope="session")
+def tiny_suite_dir(tmp_path_factory):
+  """A small built suite: `coins` (60 biased coins, mean k 16), `sums`
+  (12 instances of "j + i" -> i + j, mean k 8) and `long` (one example too
+  long for any test seq_len), with a 400-piece default tokenizer."""
+  import functools  # pylint: disable=g-import-not-at-top
+  from data_pipelines import build  # pylint: disable=g-import-not-at-top
+  from data_pipelines.schema import TaskSpec  # pylint: disable=g-import-not-at-top
+  specs = [
+      TaskSpec(name="coins", suite_split="train", kind="icl",
+               generate=functools.partial(_coins, 60), mean_k=16),
+      TaskSpec(name="sums", suite_split="train", kind="icl", generate=_sums,
+               mean_k=8, default_descriptions=("Add the numbers.",)),
+      TaskSpec(name="long", suite_split="train", kind="icl",
+               generate=_one_long_example, fixed_k=1, test_fraction=0.0),
+  ]
+  out = str(tmp_path_factory.mktemp("suite"))
+  errors = build.build(out, specs, seed=0, raw_dir=None,
+                       tokenizer_vocab_size=400)
+  assert errors == []
+  return out

@@ -1,55 +1,17 @@
 """The Grain pipeline: packing invariants, exact resume, process sharding."""
 
 import collections
-import functools
 
 import numpy as np
 import pytest
 
-from data_pipelines import build
-from data_pipelines.schema import Instance, Row, TaskSpec
 from spectrax.pipeline import (DataConfig, Pipeline, episode_index_dataset,
                                make_global_batch)
 
 
-def _coins(n_instances, ctx):
-  rng = np.random.default_rng([ctx.seed, 1])
-  for i in range(n_instances):
-    p = rng.random()
-    yield Instance(id=f"coin{i}", descriptions=[f"A coin with bias {p:.2f}."],
-                   rows=[Row("Heads" if rng.random() < p else "Tails")
-                         for _ in range(rng.integers(5, 80))])
-
-
-def _sums(ctx):
-  del ctx
-  for i in range(12):
-    yield Instance(id=f"sum{i}", rows=[Row(input=f"{j} + {i}", output=str(i + j))
-                                       for j in range(30)])
-
-
-def _one_long_example(ctx):
-  del ctx
-  yield Instance(id="long", rows=[Row(output="Heads " * 400)] * 3,
-                 descriptions=["Long."])
-
-
-SPECS = [
-    TaskSpec(name="coins", suite_split="train", kind="icl",
-             generate=functools.partial(_coins, 60), mean_k=16),
-    TaskSpec(name="sums", suite_split="train", kind="icl", generate=_sums,
-             mean_k=8, default_descriptions=("Add the numbers.",)),
-    TaskSpec(name="long", suite_split="train", kind="icl",
-             generate=_one_long_example, fixed_k=1, test_fraction=0.0),
-]
-
-
 @pytest.fixture(scope="module")
-def suite_dir(tmp_path_factory):
-  out = str(tmp_path_factory.mktemp("suite"))
-  assert build.build(out, SPECS, seed=0, raw_dir=None,
-                     tokenizer_vocab_size=400) == []
-  return out
+def suite_dir(tiny_suite_dir):
+  return tiny_suite_dir
 
 
 def _config(suite_dir, **kw):

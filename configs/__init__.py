@@ -1,0 +1,1 @@
+"""ml_collections configs: `python -m spectrax.train --config=configs/NAME.py`."""

@@ -1,0 +1,68 @@
+"""Defaults shared by every config: the paper's recipe (SPEC §5).
+
+Not run directly; `configs/tiny.py`, `gemma12b.py`, `llama8b.py` and
+`qwen14b.py` start from it.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.require_init_from_hf = False  # real-model configs refuse to start fresh
+  c.instruct_hint = ""
+  # The built Spectrum Suite (python -m data_pipelines.build --out=DIR).
+  c.suite_dir = "suite"
+  c.build_suite_if_missing = False  # True: build the synthetic tasks first.
+
+  c.data = ml_collections.ConfigDict(dict(
+      template="gemma",  # gemma | qwen | llama | colon
+      tokenizer="",  # HF dir or .model; "" = init_from_hf's, else the suite's
+      tasks=(),  # () = every train-suite ICL task
+      seq_len=2048,  # packed row length
+      max_tokens=1024,  # episode cap (SPEC §2)
+      batch_size=512,  # global packed rows per step (~1.05M tokens, ~1100 episodes)
+      num_epochs=1,
+      packing="retained_best_fit",
+      num_packing_bins=0,
+      worker_count=4,
+      seed=0,
+  ))
+
+  # Model: an HF checkpoint to start from, or an architecture to start fresh.
+  c.init_from_hf = ""  # HF directory (safetensors + config.json)
+  c.transfer_special_tokens_from = ""  # instruct checkpoint (SPEC §4)
+  c.model = ml_collections.ConfigDict(dict(
+      preset="",  # e.g. gemma3-12b; ignored when init_from_hf is set
+      hf_config=ml_collections.ConfigDict(),  # HF config.json keys, from scratch
+      param_dtype="float32",  # master weights
+      dtype="bfloat16",  # compute
+      attention_backend="dense",  # dense | xla | cudnn | splash
+      remat_policy="full",  # none | full | dots | dots_no_batch
+  ))
+
+  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+  c.sharding_rules = (
+      ("batch", ("data", "fsdp")), ("length", None), ("embed", "fsdp"),
+      ("vocab", "tensor"), ("heads", "tensor"), ("kv_heads", "tensor"),
+      ("head_dim", None), ("mlp", "tensor"), ("layers", None))
+
+  c.optimizer = ml_collections.ConfigDict(dict(
+      learning_rate=3e-6, schedule="linear", warmup_steps=0,
+      end_learning_rate_fraction=0.0, b1=0.9, b2=0.999, eps=1e-8,
+      weight_decay=0.0, grad_clip_norm=1.0, mu_dtype="float32"))
+
+  c.train = ml_collections.ConfigDict(dict(
+      num_steps=0,  # 0 = one pass over data.num_epochs, estimated from the data
+      microbatches=1,  # gradient accumulation inside the step
+      loss_chunk_size=256,  # positions per logits chunk
+      seed=0,
+      log_every=10,
+      eval_every=200,  # 0 disables periodic evaluation
+      eval_batches=8,
+      checkpoint_every=200,
+      keep_checkpoints=3,
+      skip_nonfinite_steps=False,  # True: skip NaN/inf steps (counted)
+      peak_flops_per_device=0.0,  # 0 = look up / measure
+  ))
+  return c

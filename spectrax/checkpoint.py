@@ -1,0 +1,306 @@
+"""Checkpoints of a run: train state, data iterator and config, with fallback.
+
+One step directory per checkpoint, written by orbax's `CheckpointManager`:
+
+  <directory>/<step>/state/   params, optimizer state, step (sharded arrays)
+  <directory>/<step>/data/    process_<i>-of-<n>.json: each process's iterator
+  <directory>/<step>/config/  the run's config as JSON
+
+Orbax writes a step into `<step>.orbax-checkpoint-tmp*` and renames it when
+every item is committed (on GCS it writes `commit_success.txt` instead), so a
+crash mid-save leaves no step directory and the previous checkpoint stays the
+latest; leftover tmp directories are deleted when a `Checkpointer` opens.
+
+A finalized checkpoint can still be unreadable (a truncated file, a deleted
+item, a disk error). `restore` then warns, falls back to the next older one,
+and moves the unreadable newer ones aside (`<step>.corrupt`) so training
+resumed from the older step can checkpoint those steps again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import grain
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from etils import epath
+
+log = logging.getLogger(__name__)
+
+STATE, DATA, CONFIG = "state", "data", "config"
+CORRUPT_SUFFIX = ".corrupt"
+
+T = TypeVar("T")
+
+
+class CheckpointRestoreError(RuntimeError):
+  """No requested checkpoint could be restored; the message lists each try."""
+
+
+class ProcessCountMismatchError(ValueError):
+  """The checkpoint's iterator state was written by another process count."""
+
+
+class _IteratorSnapshot:
+  """An iterator's state frozen when `save` is called.
+
+  Grain's orbax handler calls `get_state().decode()` on items that are not
+  Grain `DatasetIterator`s. Orbax runs it before `save` returns today, but a
+  snapshot keeps the saved state exact even if a later orbax version runs
+  sync handlers in its background thread while the loop advances the iterator.
+  """
+
+  def __init__(self, state: bytes):
+    self._state = state
+
+  def get_state(self) -> bytes:
+    return self._state
+
+
+class Checkpointer:
+  """Saves and restores {state, data iterator, config} every `save_every` steps.
+
+  Saves are asynchronous by default: `save` returns once device arrays are
+  copied to host and the rest is written in a background thread. Call `wait()`
+  before reading checkpoints back, and `close()` (or use `with`) before the
+  process exits, or the last save is lost (left as a tmp directory).
+  """
+
+  def __init__(self, directory: str | epath.PathLike, *, save_every: int,
+               keep: int, async_save: bool = True):
+    if save_every < 1:
+      raise ValueError(f"checkpoint save_every={save_every} must be >= 1 "
+                       "(steps between checkpoints).")
+    if keep < 1:
+      raise ValueError(f"checkpoint keep={keep} must be >= 1 (checkpoints "
+                       "kept on disk); keep at least 2 so a corrupt latest "
+                       "one has a fallback.")
+    self.directory = epath.Path(directory)
+    self.save_every = save_every
+    self.keep = keep
+    self._manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(
+            create=True,
+            # Interrupted saves of earlier runs: never listed, so just litter.
+            cleanup_tmp_directories=True,
+            enable_async_checkpointing=async_save,
+            preservation_policy=ocp.checkpoint_managers.LatestN(n=keep)))
+
+  # Saving.
+
+  def save(self, step: int, *, state: Any, data_iterator: Any,
+           config_dict: Mapping[str, Any], force: bool = False) -> bool:
+    """Saves a checkpoint when `step % save_every == 0` or `force`.
+
+    Args:
+      step: the train step the state is at (its directory name).
+      state: a pytree of `jax.Array`s (params, optimizer state, step), sharded
+        or not; Python scalars are allowed.
+      data_iterator: an iterator with `get_state() -> bytes` (e.g.
+        `spectrax.pipeline.BatchIterator`); its state is read now.
+      config_dict: the run's config as plain JSON-able data (for an
+        `ml_collections.ConfigDict`, pass `config.to_dict()`).
+      force: save even off the `save_every` schedule (preemption, last step).
+
+    Returns:
+      True if a save was started; False when off schedule or `step` is
+      already saved (a forced final save right after a scheduled one).
+    """
+    if not force and step % self.save_every:
+      return False
+    if step in self._manager.all_steps():
+      return False
+    try:
+      json.dumps(config_dict)
+    except (TypeError, ValueError) as e:
+      raise ValueError(
+          f"config_dict for checkpoint step {step} is not JSON-serialisable "
+          f"({e}); pass plain dicts/lists/str/numbers, e.g. "
+          "config.to_dict() for an ml_collections.ConfigDict.") from e
+    args = ocp.args.Composite(**{
+        STATE: ocp.args.StandardSave(state),
+        DATA: grain.checkpoint.CheckpointSave(
+            _IteratorSnapshot(data_iterator.get_state())),
+        CONFIG: ocp.args.JsonSave(dict(config_dict)),
+    })
+    # Our schedule decided; orbax's own policy would skip steps at or below
+    # its cached latest step.
+    return self._manager.save(step, args=args, force=True)
+
+  def wait(self) -> None:
+    """Blocks until a pending asynchronous save is finalized (or raises its
+    error)."""
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    """Waits for pending saves and releases orbax's threads."""
+    self._manager.close()
+
+  def __enter__(self) -> "Checkpointer":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  # Reading.
+
+  def all_steps(self) -> list[int]:
+    """Steps of finalized checkpoints on disk, plus one in flight, ascending."""
+    return sorted(self._manager.all_steps())
+
+  def latest_step(self) -> int | None:
+    """The newest checkpoint's step, or None when there is none.
+
+    Includes an asynchronous save still in flight; call `wait()` first for
+    only finalized ones. Does not check that it is readable (`restore` does).
+    """
+    return self._manager.latest_step()
+
+  def restore(self, abstract_state: Any, data_iterator: Any | None,
+              step: int | None = None) -> tuple[Any, int]:
+    """Restores the state and, in place, the data iterator.
+
+    Args:
+      abstract_state: the state's pytree of `jax.ShapeDtypeStruct`s with
+        `sharding`s (e.g. from `jax.eval_shape` plus shardings); arrays come
+        back with those shardings. Python scalars stand for themselves.
+      data_iterator: the iterator to `set_state` (a fresh one from the same
+        `DataConfig`, same process count); None skips the data (evaluation).
+      step: the checkpoint to restore; None means the newest readable one,
+        falling back past unreadable ones (which are then moved aside).
+
+    Returns:
+      (state, step restored).
+
+    Raises:
+      FileNotFoundError: no checkpoint (or not `step`) in the directory.
+      CheckpointRestoreError: none of the candidates could be restored.
+    """
+
+    def load(s: int):
+      args = {STATE: ocp.args.StandardRestore(abstract_state)}
+      if data_iterator is not None:
+        self._check_data_files(s)
+        args[DATA] = grain.checkpoint.CheckpointRestore(data_iterator)
+      return self._manager.restore(s, args=ocp.args.Composite(**args))[STATE]
+
+    return self._restore_with_fallback(step, load, "state and data",
+                                       set_aside=True)
+
+  def restore_config(self, step: int | None = None) -> dict:
+    """The config saved with `step` (None: the newest readable checkpoint)."""
+
+    def load(s: int):
+      args = ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()})
+      return self._manager.restore(s, args=args)[CONFIG]
+
+    return self._restore_with_fallback(step, load, "config",
+                                       set_aside=False)[0]
+
+  # Fallback machinery.
+
+  def _restore_with_fallback(self, step: int | None, load: Callable[[int], T],
+                             what: str, *, set_aside: bool) -> tuple[T, int]:
+    self.wait()
+    # Another process (or a previous run) may have changed the directory.
+    self._manager.reload()
+    steps = self.all_steps()
+    if not steps:
+      raise FileNotFoundError(
+          f"no finalized checkpoint in {self.directory}; start from scratch "
+          "(check latest_step() is None) or point to another directory.")
+    if step is not None and step not in steps:
+      raise FileNotFoundError(
+          f"no finalized checkpoint for step {step} in {self.directory}; "
+          f"finalized steps: {steps}.")
+    candidates = [step] if step is not None else steps[::-1]
+    failures: list[tuple[int, str]] = []
+    for s in candidates:
+      result, error = _attempt(lambda: load(s))  # pylint: disable=cell-var-from-loop
+      if _all_processes_ok(error is None):
+        if failures and set_aside:
+          self._set_aside([f for f, _ in failures])
+        return result, s
+      error = error or "failed on another process"
+      log.warning("checkpoint %s is unreadable (restoring its %s failed): %s%s",
+                  self.directory / str(s), what, error,
+                  "; trying the previous one" if s != candidates[-1] else "")
+      failures.append((s, error))
+    tried = "\n".join(f"  step {s} ({self.directory / str(s)}): {e}"
+                      for s, e in failures)
+    raise CheckpointRestoreError(
+        f"could not restore the {what} from any checkpoint in "
+        f"{self.directory}. Tried:\n{tried}\nIf every step fails the same "
+        "way, the checkpoints are fine but the request does not match them "
+        "(a changed model/optimizer config or abstract state, or another "
+        "process count); otherwise restore from a copy or start over.")
+
+  def _check_data_files(self, step: int) -> None:
+    """Raises a clear error when the iterator files were written by another
+    process count (Grain restores only with the same count)."""
+    data_dir = self.directory / str(step) / DATA
+    if not data_dir.exists():
+      return  # Missing item: orbax raises, and that step counts as corrupt.
+    index, count = jax.process_index(), jax.process_count()
+    mine = data_dir / f"process_{index}-of-{count}.json"
+    others = sorted(p.name for p in data_dir.glob("process_*-of-*.json"))
+    if not mine.exists() and others and not any(
+        n.endswith(f"-of-{count}.json") for n in others):
+      raise ProcessCountMismatchError(
+          f"checkpoint {self.directory / str(step)} holds data-iterator state "
+          f"for another process count ({others[0]}, ...), but this run has "
+          f"{count}; restore with the same number of processes, or pass "
+          "data_iterator=None and start the data afresh.")
+
+  def _set_aside(self, steps: Sequence[int]) -> None:
+    """Renames unreadable newer steps so the resumed run can save them anew
+    (orbax refuses to save a step that exists, or one below the latest)."""
+    if jax.process_index() == 0:
+      for s in steps:
+        src = self.directory / str(s)
+        dst = self.directory / f"{s}{CORRUPT_SUFFIX}"
+        n = 1
+        while dst.exists():
+          dst = self.directory / f"{s}{CORRUPT_SUFFIX}{n}"
+          n += 1
+        src.rename(dst)
+        log.warning("moved unreadable checkpoint %s aside to %s", src, dst)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      multihost_utils.sync_global_devices("spectrax_checkpoint_set_aside")
+    self._manager.reload()
+
+
+def _attempt(fn: Callable[[], T]) -> tuple[T | None, str | None]:
+  """(fn(), None), or (None, the error) for any exception: corruption shows up
+  as ValueError, KeyError, OSError, JSONDecodeError, ... from tensorstore,
+  orbax or grain."""
+  try:
+    return fn(), None
+  except ProcessCountMismatchError:
+    raise  # A usage error, not corruption: older steps would fail alike.
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    return None, f"{type(e).__name__}: {_first_line(e)}"
+
+
+def _first_line(e: BaseException, limit: int = 300) -> str:
+  text = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+  return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _all_processes_ok(ok: bool) -> bool:
+  """Whether `ok` holds on every process, so all restore the same step.
+
+  Best effort across hosts: orbax ends a restore with a barrier, so a process
+  whose read fails can leave the others waiting there until it times out.
+  """
+  if jax.process_count() == 1:
+    return ok
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(np.all(multihost_utils.process_allgather(np.array(ok))))

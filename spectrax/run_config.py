@@ -1,0 +1,132 @@
+"""Turns an ml_collections run config into validated spectrax objects.
+
+Validation happens once, at start-up, and every error names the config field
+and what to change (`--config.FIELD=...`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import ml_collections
+
+from spectrax import templates
+from spectrax.models import ModelConfig, preset
+from spectrax.pipeline import PACKERS, DataConfig
+from spectrax.train_step import OptimizerConfig
+
+
+class ConfigError(ValueError):
+  pass
+
+
+def _need(cond: bool, message: str) -> None:
+  if not cond:
+    raise ConfigError(message)
+
+
+def validate(c: ml_collections.ConfigDict) -> None:
+  """Checks the fields a run needs, before anything expensive starts."""
+  _need(c.data.template in templates.TEMPLATES,
+        f"data.template={c.data.template!r}: use one of "
+        f"{sorted(templates.TEMPLATES)} (--config.data.template=gemma).")
+  _need(c.data.packing in PACKERS,
+        f"data.packing={c.data.packing!r}: use one of {sorted(PACKERS)}.")
+  _need(c.data.batch_size > 0, "data.batch_size must be positive.")
+  _need(c.train.microbatches >= 1 and
+        c.data.batch_size % c.train.microbatches == 0,
+        f"train.microbatches={c.train.microbatches} must divide "
+        f"data.batch_size={c.data.batch_size}.")
+  _need(c.train.num_steps >= 0, "train.num_steps must be >= 0 (0 = one "
+        "pass over data.num_epochs).")
+  _need(not (c.train.num_steps == 0 and c.data.num_epochs == 0),
+        "train.num_steps=0 means 'one pass over the data', but "
+        "data.num_epochs=0 repeats forever: set one of them.")
+  _need(c.train.log_every >= 1, "train.log_every must be >= 1.")
+  _need(c.train.checkpoint_every >= 1, "train.checkpoint_every must be >= 1.")
+  _need(c.train.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1.")
+  sources = [bool(c.init_from_hf), bool(c.model.preset),
+             bool(c.model.hf_config.to_dict())]
+  _need(any(sources), "no model: set --config.init_from_hf=HF_DIR (a "
+        "checkpoint), or model.preset / model.hf_config (from scratch).")
+  if c.get("require_init_from_hf", False):
+    _need(bool(c.init_from_hf),
+          "this config fine-tunes a pretrained checkpoint: set "
+          f"--config.init_from_hf=/path/to/{c.get('instruct_hint', 'model')}"
+          " (an HF directory with config.json and safetensors).")
+  if c.init_from_hf:
+    _need(os.path.exists(os.path.join(c.init_from_hf, "config.json")),
+          f"init_from_hf={c.init_from_hf!r} has no config.json: point it at "
+          "an HF model directory.")
+  if c.transfer_special_tokens_from:
+    _need(bool(c.init_from_hf), "transfer_special_tokens_from needs "
+          "init_from_hf (the base checkpoint the rows are copied into).")
+  _need(c.optimizer.schedule in ("linear", "cosine", "constant"),
+        f"optimizer.schedule={c.optimizer.schedule!r}: use linear, cosine "
+        "or constant.")
+  _need(c.optimizer.learning_rate > 0, "optimizer.learning_rate must be > 0.")
+  for axis in c.mesh.keys():
+    _need(axis in ("data", "fsdp", "tensor"),
+          f"mesh.{axis}: mesh axes are data, fsdp and tensor.")
+
+
+def check_mesh(c: ml_collections.ConfigDict, mesh) -> None:
+  """The batch must split evenly over the batch-sharded mesh axes."""
+  shards = mesh.shape.get("data", 1) * mesh.shape.get("fsdp", 1)
+  per_micro = c.data.batch_size // c.train.microbatches
+  _need(per_micro % shards == 0,
+        f"data.batch_size={c.data.batch_size} / train.microbatches="
+        f"{c.train.microbatches} = {per_micro} rows per micro-batch do not "
+        f"split over mesh data x fsdp = {shards} devices; use a batch_size "
+        f"that is a multiple of {shards * c.train.microbatches}.")
+
+
+def data_config(c: ml_collections.ConfigDict, *, split: str = "train",
+                tokenizer: str | None = None) -> DataConfig:
+  d = c.data
+  return DataConfig(
+      suite_dir=c.suite_dir, template=d.template,
+      tokenizer=tokenizer or (d.tokenizer or None),
+      tasks=tuple(d.tasks), split=split, seq_len=d.seq_len,
+      max_tokens=d.max_tokens, batch_size=d.batch_size,
+      seed=d.seed, num_epochs=(d.num_epochs or None) if split == "train" else 1,
+      shuffle=split == "train", packing=d.packing,
+      num_packing_bins=d.num_packing_bins,
+      worker_count=d.worker_count if split == "train" else 0)
+
+
+def tokenizer_path(c: ml_collections.ConfigDict) -> str | None:
+  """data.tokenizer, else the HF checkpoint's, else None (the suite's)."""
+  if c.data.tokenizer:
+    return c.data.tokenizer
+  if c.init_from_hf:
+    return c.init_from_hf
+  return None
+
+
+def model_config(c: ml_collections.ConfigDict, vocab_size: int) -> ModelConfig:
+  """The architecture: from the HF checkpoint, a preset, or hf_config keys."""
+  runtime = dict(param_dtype=c.model.param_dtype, dtype=c.model.dtype,
+                 attention_backend=c.model.attention_backend,
+                 remat_policy=c.model.remat_policy)
+  if c.init_from_hf:
+    cfg = ModelConfig.from_hf(c.init_from_hf, **runtime)
+  elif c.model.preset:
+    cfg = preset(c.model.preset, **runtime)
+  else:
+    hf = c.model.hf_config.to_dict()
+    if not hf.get("vocab_size"):
+      hf["vocab_size"] = vocab_size
+    cfg = ModelConfig.from_hf(hf, **runtime)
+  _need(cfg.vocab_size >= vocab_size,
+        f"the model's vocabulary ({cfg.vocab_size}) is smaller than the "
+        f"tokenizer's ({vocab_size}): use the model's own tokenizer "
+        "(data.tokenizer) or raise model.hf_config.vocab_size.")
+  return cfg
+
+
+def optimizer_config(c: ml_collections.ConfigDict) -> OptimizerConfig:
+  fields = {f.name for f in dataclasses.fields(OptimizerConfig)}
+  return OptimizerConfig(**{k: v for k, v in c.optimizer.to_dict().items()
+                            if k in fields})

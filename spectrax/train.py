@@ -1,0 +1,303 @@
+r"""Trains a model: `python -m spectrax.train --config=CONFIG --workdir=DIR`.
+
+  python -m spectrax.train --config=configs/tiny.py --workdir=runs/tiny
+  python -m spectrax.train --config=configs/gemma12b.py --workdir=DIR \
+      --config.init_from_hf=/ckpt/gemma-3-12b-pt
+
+Restarting with the same workdir resumes from its latest checkpoint and
+continues exactly. SIGTERM saves a checkpoint and exits 0. Metrics go to
+DIR/metrics.jsonl and TensorBoard event files in DIR.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import numpy as np
+from flax import nnx
+from ml_collections import config_flags
+
+from spectrax import flops as flops_lib
+from spectrax import hardware
+from spectrax import run_config
+from spectrax import sharding
+from spectrax.checkpoint import Checkpointer
+from spectrax.metrics import MetricsWriter, Progress, StepTimer
+from spectrax.models import init_model, load_hf, transfer_special_tokens
+from spectrax.pipeline import Pipeline, make_global_batch
+from spectrax.preemption import PreemptionGuard
+from spectrax.state_io import flatten_state, unflatten_state
+from spectrax.train_step import BATCH_KEYS, Trainer, make_optimizer
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Run config (configs/*.py).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (local or gs://).")
+
+
+class NonFiniteError(RuntimeError):
+  pass
+
+
+def ensure_suite(c) -> None:
+  """Builds the synthetic suite when the config asks and it is missing."""
+  if os.path.exists(os.path.join(c.suite_dir, "suite.json")):
+    return
+  if not c.build_suite_if_missing:
+    raise run_config.ConfigError(
+        f"no suite at suite_dir={c.suite_dir!r}: build it with `python -m "
+        f"data_pipelines.build --out={c.suite_dir}` or set "
+        "--config.build_suite_if_missing=true.")
+  from data_pipelines import build, registry  # pylint: disable=g-import-not-at-top
+  print(f"building the synthetic Spectrum Suite into {c.suite_dir} ...",
+        flush=True)
+  names = registry.synthetic_task_names()
+  build.build(c.suite_dir, registry.select(registry.all_tasks(), names),
+              seed=0, raw_dir=None)
+
+
+def estimate_steps(pipeline: Pipeline, batch_size: int, seq_len: int,
+                   epochs: int) -> tuple[int, float]:
+  """Steps for `epochs` passes, from the mean length of sampled episodes."""
+  episodes = pipeline.episodes()
+  n = min(256, len(episodes))
+  idx = np.linspace(0, len(episodes) - 1, n).astype(int)
+  lengths = [len(episodes[int(i)]["inputs"]) for i in idx]
+  mean_len = float(np.mean(lengths))
+  tokens = pipeline.num_episodes * mean_len * epochs
+  return max(1, math.ceil(tokens / 0.96 / (batch_size * seq_len))), mean_len
+
+
+def evaluate(eval_fn, params, c, tokenizer, sharding_, batches: int) -> float:
+  """Mean NLL per loss token over the first `batches` held-out batches."""
+  cfg = run_config.data_config(c, split="test", tokenizer=tokenizer)
+  it = Pipeline(cfg, process_index=jax.process_index(),
+                process_count=jax.process_count()).iterator()
+  nll = count = 0.0
+  for _, batch in zip(range(batches), it):
+    n, k = eval_fn(params, make_global_batch(
+        {k: batch[k] for k in BATCH_KEYS}, sharding_))
+    nll += float(n)
+    count += float(k)
+  it.close()
+  return nll / max(count, 1.0)
+
+
+def initial_params(c, model_cfg, mesh, rules):
+  if c.init_from_hf:
+    model = load_hf(c.init_from_hf, mesh=mesh, rules=rules,
+                    param_dtype=model_cfg.param_dtype, dtype=model_cfg.dtype,
+                    attention_backend=model_cfg.attention_backend,
+                    remat_policy=model_cfg.remat_policy)
+    if c.transfer_special_tokens_from:
+      from spectrax import templates  # pylint: disable=g-import-not-at-top
+      tokens = templates.get_template(c.data.template).special_tokens
+      copied = transfer_special_tokens(model, c.transfer_special_tokens_from,
+                                       tokens, base_tokenizer_dir=c.init_from_hf)
+      print(f"copied special-token rows from {c.transfer_special_tokens_from}:"
+            f" {copied}")
+  else:
+    model = init_model(model_cfg, mesh=mesh, rules=rules, seed=c.train.seed)
+  return nnx.state(model, nnx.Param)
+
+
+def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
+  """Runs (or resumes) training; returns the final summary.
+
+  `stop_after` ends the run after that step as a preemption would (a
+  checkpoint, no final evaluation): tests use it to interrupt a run.
+  """
+  run_config.validate(c)
+  ensure_suite(c)
+  os.makedirs(workdir, exist_ok=True)
+  primary = jax.process_index() == 0
+  if primary:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(c.to_json_best_effort(indent=1))
+
+  tokenizer = run_config.tokenizer_path(c)
+  data_cfg = run_config.data_config(c, tokenizer=tokenizer)
+  pipeline = Pipeline(data_cfg, process_index=jax.process_index(),
+                      process_count=jax.process_count())
+  pipeline.check_fits()
+  model_cfg = run_config.model_config(c, pipeline.tokenizer.vocab_size)
+  try:
+    mesh = sharding.make_mesh(c.mesh.to_dict())
+  except ValueError as e:
+    raise run_config.ConfigError(f"mesh: {e} (--config.mesh.fsdp=-1 takes "
+                                 "all remaining devices).") from e
+  run_config.check_mesh(c, mesh)
+  rules = tuple(tuple(r) for r in c.sharding_rules)
+
+  num_steps = c.train.num_steps
+  if num_steps == 0:
+    num_steps, mean_len = estimate_steps(pipeline, data_cfg.batch_size,
+                                         data_cfg.seq_len, c.data.num_epochs)
+    print(f"one pass of {c.data.num_epochs} epoch(s) ~ {num_steps} steps "
+          f"({pipeline.num_episodes} episodes, mean {mean_len:.0f} tokens)")
+  optimizer, schedule = make_optimizer(run_config.optimizer_config(c),
+                                       num_steps)
+  trainer = Trainer(model_cfg, optimizer, mesh, rules,
+                    microbatches=c.train.microbatches,
+                    chunk_size=c.train.loss_chunk_size,
+                    skip_nonfinite=c.train.skip_nonfinite_steps)
+  data_iter = pipeline.iterator()
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
+                      save_every=c.train.checkpoint_every,
+                      keep=c.train.keep_checkpoints)
+  abstract = trainer.abstract_state()
+  start = 0
+  if ckpt.latest_step() is not None:
+    flat, start = ckpt.restore(flatten_state(abstract), data_iter)
+    state = unflatten_state(flat, abstract)
+    print(f"resumed from step {start} ({workdir}/checkpoints)")
+  else:
+    state = trainer.init_state(initial_params(c, model_cfg, mesh, rules))
+
+  step_fn = trainer.step_fn()
+  eval_fn = trainer.eval_fn()
+  writer = MetricsWriter(workdir, is_primary=primary)
+  writer.truncate_after(start)
+  peak, peak_source = (c.train.peak_flops_per_device, "config") \
+      if c.train.peak_flops_per_device else hardware.peak_flops_per_device()
+  peak_total = peak * jax.device_count()
+  logging.info("peak %.3g FLOP/s per device (%s)", peak, peak_source)
+
+  first_eval_path = os.path.join(workdir, "first_eval.json")
+  if c.train.eval_every and not os.path.exists(first_eval_path):
+    first = evaluate(eval_fn, state["params"], c, tokenizer,
+                     trainer.batch_sharding, c.train.eval_batches)
+    writer.write(start, {"eval_loss": first})
+    if primary:
+      with open(first_eval_path, "w") as f:
+        json.dump({"step": start, "eval_loss": first}, f)
+
+  def save(step, force=False):
+    return ckpt.save(step, state=flatten_state(state), data_iterator=data_iter,
+                     config_dict=json.loads(c.to_json_best_effort()),
+                     force=force)
+
+  timer = StepTimer()
+  window_start = time.perf_counter()
+  progress = Progress(num_steps, start, is_primary=primary)
+  window = {"tokens": 0, "flops": 0, "nonfinite": 0}
+  pending = None  # (step, metrics) of the previous step: checked one late.
+  step = start
+  skipped = 0
+  with PreemptionGuard() as guard:
+    while step < num_steps:
+      with timer.data_wait():
+        try:
+          batch = next(data_iter)
+        except StopIteration:
+          print(f"data exhausted after step {step}")
+          break
+      segment_ids = batch["segment_ids"]
+      window["tokens"] += flops_lib.num_real_tokens(segment_ids)
+      window["flops"] += flops_lib.train_step_flops(model_cfg, segment_ids)
+      global_batch = make_global_batch({k: batch[k] for k in BATCH_KEYS},
+                                       trainer.batch_sharding)
+      state, metrics = step_fn(state, global_batch)
+      step += 1
+      if pending is not None:
+        skipped += _check_finite(pending, c, ckpt)
+      pending = (step, metrics)
+      if step % c.train.log_every == 0 or step == num_steps:
+        m = jax.device_get(metrics)
+        skipped += _check_finite((step, metrics), c, ckpt)
+        pending = None
+        timer.lap()
+        times = timer.summary()
+        now = time.perf_counter()
+        elapsed = max(now - window_start, 1e-9)
+        window_start = now
+        record = {
+            "loss": float(m["loss"]), "grad_norm": float(m["grad_norm"]),
+            "learning_rate": float(schedule(step - 1)),
+            "loss_tokens": float(m["loss_tokens"]),
+            "tokens_per_sec": window["tokens"] / elapsed,
+            "mfu": window["flops"] / elapsed / peak_total,
+            "data_wait_fraction": times.get("data_wait_fraction", 0.0),
+            "skipped_steps": skipped,
+            **{f"data/{k}": v for k, v in data_iter.stats.as_dict().items()},
+        }
+        window = {"tokens": 0, "flops": 0, "nonfinite": 0}
+        writer.write(step, record)
+        progress.update(step, {"loss": f"{record['loss']:.4f}",
+                               "mfu": f"{record['mfu']:.1%}"})
+      else:
+        timer.lap()
+      if (c.train.eval_every and step % c.train.eval_every == 0 and
+          step < num_steps):
+        writer.write(step, {"eval_loss": evaluate(
+            eval_fn, state["params"], c, tokenizer, trainer.batch_sharding,
+            c.train.eval_batches)})
+      save(step)
+      if guard.requested or step == stop_after:
+        print(f"preempted: saving step {step} and exiting")
+        save(step, force=True)
+        break
+  if pending is not None:
+    skipped += _check_finite(pending, c, ckpt)
+  progress.close()
+  save(step, force=True)
+  ckpt.wait()
+  summary = {"step": step, "skipped_steps": skipped}
+  if c.train.eval_every and step >= num_steps:
+    final = evaluate(eval_fn, state["params"], c, tokenizer,
+                     trainer.batch_sharding, c.train.eval_batches)
+    writer.write(step, {"eval_loss": final})
+    with open(first_eval_path) as f:
+      first = json.load(f)["eval_loss"]
+    summary.update(first_eval_loss=first, final_eval_loss=final)
+    print(f"held-out loss on test-split episodes: {first:.4f} at the start "
+          f"-> {final:.4f} after {step} steps")
+    if primary:
+      with open(os.path.join(workdir, "final_eval.json"), "w") as f:
+        json.dump(summary, f)
+  writer.close()
+  ckpt.close()
+  data_iter.close()
+  return summary
+
+
+def _check_finite(pending, c, ckpt) -> int:
+  """0 if the step was finite, 1 if skipped; raises when not skipping."""
+  step, metrics = pending
+  if bool(jax.device_get(metrics["finite"])):
+    return 0
+  if c.train.skip_nonfinite_steps:
+    logging.warning("step %d: non-finite loss or gradient, step skipped", step)
+    return 1
+  last = ckpt.latest_step()
+  raise NonFiniteError(
+      f"step {step}: the loss or gradient is not finite (loss="
+      f"{float(jax.device_get(metrics['loss']))}, grad_norm="
+      f"{float(jax.device_get(metrics['grad_norm']))}). The last good "
+      f"checkpoint is step {last} in {ckpt.directory}. Lower "
+      "optimizer.learning_rate, check the data, or set "
+      "--config.train.skip_nonfinite_steps=true to skip such steps.")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  if _WORKDIR.value is None:
+    raise app.UsageError("--workdir is required: the run directory.")
+  try:
+    train(_CONFIG.value, _WORKDIR.value)
+  except (run_config.ConfigError, NonFiniteError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)

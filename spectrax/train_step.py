@@ -1,0 +1,212 @@
+"""The training step: one pure, jitted, sharded function of (state, batch).
+
+Loss = mean cross-entropy over the loss tokens of the *global* batch: the
+gradient of the summed NLL of every micro-batch is accumulated inside the
+step (`lax.scan`) and divided once by the global loss-token count, so packed
+and unpacked batches, and one or many micro-batches, give the same update.
+Logits exist one chunk of positions at a time (`spectrax.loss`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from spectrax import sharding
+from spectrax.loss import chunked_cross_entropy
+from spectrax.models import ModelConfig, Transformer
+
+BATCH_KEYS = ("inputs", "targets", "loss_mask", "segment_ids", "positions")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+  learning_rate: float = 3e-6
+  schedule: str = "linear"  # "linear" | "cosine" | "constant" (after warmup)
+  warmup_steps: int = 0
+  end_learning_rate_fraction: float = 0.0
+  b1: float = 0.9
+  b2: float = 0.999
+  eps: float = 1e-8
+  weight_decay: float = 0.0
+  grad_clip_norm: float = 1.0  # 0 disables clipping.
+  mu_dtype: str = "float32"
+
+
+def learning_rate_schedule(cfg: OptimizerConfig, num_steps: int) -> optax.Schedule:
+  peak, end = cfg.learning_rate, cfg.learning_rate * cfg.end_learning_rate_fraction
+  decay_steps = max(1, num_steps - cfg.warmup_steps)
+  if cfg.schedule == "linear":
+    decay = optax.linear_schedule(peak, end, decay_steps)
+  elif cfg.schedule == "cosine":
+    decay = optax.cosine_decay_schedule(peak, decay_steps,
+                                        alpha=cfg.end_learning_rate_fraction)
+  elif cfg.schedule == "constant":
+    decay = optax.constant_schedule(peak)
+  else:
+    raise ValueError(f"optimizer.schedule={cfg.schedule!r}: use 'linear', "
+                     "'cosine' or 'constant'.")
+  if cfg.warmup_steps <= 0:
+    return decay
+  warmup = optax.linear_schedule(0.0, peak, cfg.warmup_steps)
+  return optax.join_schedules([warmup, decay], [cfg.warmup_steps])
+
+
+def make_optimizer(cfg: OptimizerConfig, num_steps: int
+                   ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  schedule = learning_rate_schedule(cfg, num_steps)
+  parts = []
+  if cfg.grad_clip_norm > 0:
+    parts.append(optax.clip_by_global_norm(cfg.grad_clip_norm))
+  parts.append(optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
+                           weight_decay=cfg.weight_decay,
+                           mu_dtype=jnp.dtype(cfg.mu_dtype)))
+  return optax.chain(*parts), schedule
+
+
+def batch_sharding(mesh: Mesh, rules) -> NamedSharding:
+  return NamedSharding(mesh, sharding.logical_to_spec(("batch", "length"),
+                                                      rules, mesh))
+
+
+class Trainer:
+  """Owns the jitted step and the shardings of the train state.
+
+  The state is a dict `{"step": int32[], "params": nnx.State,
+  "opt_state": optax state}`; params are float32 master weights by default
+  (`model.param_dtype`), compute runs in `model.dtype`.
+  """
+
+  def __init__(self, model_cfg: ModelConfig, optimizer: optax.GradientTransformation,
+               mesh: Mesh, rules, *, microbatches: int = 1, chunk_size: int = 256,
+               skip_nonfinite: bool = False):
+    self.model_cfg = model_cfg
+    self.optimizer = optimizer
+    self.mesh = mesh
+    self.rules = tuple(tuple(r) for r in rules)
+    self.microbatches = microbatches
+    self.chunk_size = chunk_size
+    self.skip_nonfinite = skip_nonfinite
+    abstract = nnx.eval_shape(lambda: Transformer(model_cfg, rngs=nnx.Rngs(0)))
+    self.graphdef, abstract_params = nnx.split(abstract, nnx.Param)
+    self.abstract_params = abstract_params
+    # A State whose leaves are NamedShardings (a pytree prefix for jit).
+    self.param_shardings = sharding.shardings(abstract_params, mesh, self.rules)
+    self.batch_sharding = batch_sharding(mesh, self.rules)
+    self._step_fn = None
+
+  # -- state ---------------------------------------------------------------
+
+  def state_shardings(self) -> dict:
+    """Shardings of the train state: moments like their parameters."""
+    abstract_opt = jax.eval_shape(self.optimizer.init, self.abstract_params)
+    params = [(jax.tree_util.keystr(path), leaf.shape, s) for (path, leaf), s in
+              zip(jax.tree_util.tree_flatten_with_path(self.abstract_params)[0],
+                  jax.tree.leaves(self.param_shardings))]
+    replicated = NamedSharding(self.mesh, PartitionSpec())
+
+    def like_param(path, leaf):
+      key = jax.tree_util.keystr(path)
+      for pkey, shape, s in params:
+        if key.endswith(pkey) and leaf.shape == shape:
+          return s
+      return replicated  # Step counts and other scalars.
+    return {"step": replicated, "params": self.param_shardings,
+            "opt_state": jax.tree_util.tree_map_with_path(like_param,
+                                                          abstract_opt)}
+
+  def init_state(self, params) -> dict:
+    """A train state from model params (already sharded)."""
+    shardings = self.state_shardings()
+    init = jax.jit(lambda p: {"step": jnp.zeros((), jnp.int32), "params": p,
+                              "opt_state": self.optimizer.init(p)},
+                   out_shardings=shardings)
+    with jax.set_mesh(self.mesh):
+      return init(params)
+
+  def abstract_state(self) -> dict:
+    """ShapeDtypeStructs with shardings, for orbax restore and planning."""
+    shardings = self.state_shardings()
+    shapes = jax.eval_shape(
+        lambda p: {"step": jnp.zeros((), jnp.int32), "params": p,
+                   "opt_state": self.optimizer.init(p)}, self.abstract_params)
+    return jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        shapes, shardings)
+
+  # -- the step ------------------------------------------------------------
+
+  def _loss(self, params, batch):
+    model = nnx.merge(self.graphdef, params)
+    hidden = model(batch["inputs"], batch["positions"], batch["segment_ids"])
+    return chunked_cross_entropy(
+        hidden, model.head(), batch["targets"], batch["loss_mask"],
+        softcap=self.model_cfg.final_logit_softcap, chunk_size=self.chunk_size)
+
+  def _step(self, state, batch):
+    params = state["params"]
+    n = self.microbatches
+    micro = jax.tree.map(
+        lambda x: x.reshape((n, x.shape[0] // n) + x.shape[1:]), batch)
+
+    def accumulate(carry, mb):
+      grads, nll, count = carry
+      (mb_nll, mb_count), g = jax.value_and_grad(self._loss, has_aux=True)(
+          params, mb)
+      return (jax.tree.map(jnp.add, grads, g), nll + mb_nll,
+              count + mb_count), None
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    (grads, nll, count), _ = jax.lax.scan(
+        accumulate, (zeros, jnp.zeros((), jnp.float32),
+                     jnp.zeros((), jnp.float32)), micro)
+    denom = jnp.maximum(count, 1.0)
+    grads = jax.tree.map(lambda g: g / denom, grads)
+    loss = nll / denom
+    grad_norm = optax.tree.norm(grads)
+    updates, opt_state = self.optimizer.update(grads, state["opt_state"], params)
+    new_params = optax.apply_updates(params, updates)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    if self.skip_nonfinite:
+      keep = lambda new, old: jax.tree.map(  # noqa: E731
+          lambda a, b: jnp.where(finite, a, b), new, old)
+      new_params = keep(new_params, params)
+      opt_state = keep(opt_state, state["opt_state"])
+    new_state = {"step": state["step"] + 1, "params": new_params,
+                 "opt_state": opt_state}
+    metrics = {"loss": loss, "grad_norm": grad_norm, "loss_tokens": count,
+               "finite": finite}
+    return new_state, metrics
+
+  def step_fn(self):
+    """`(state, batch) -> (state, metrics)`, jitted with donated state."""
+    if self._step_fn is None:
+      state_sh = self.state_shardings()
+      batch_sh = {k: self.batch_sharding for k in BATCH_KEYS}
+      replicated = NamedSharding(self.mesh, PartitionSpec())
+      self._step_fn = jax.jit(
+          self._traced_step, in_shardings=(state_sh, batch_sh),
+          out_shardings=(state_sh, replicated), donate_argnums=0)
+    return self._step_fn
+
+  def _traced_step(self, state, batch):
+    with sharding.axis_rules(self.mesh, self.rules):
+      return self._step(state, batch)
+
+  def eval_fn(self):
+    """`(params, batch) -> (nll_sum, count)`, jitted."""
+    def ev(params, batch):
+      with sharding.axis_rules(self.mesh, self.rules):
+        return self._loss(params, batch)
+    return jax.jit(ev)
+
+
+def select_batch(batch: Mapping[str, Any]) -> dict:
+  return {k: batch[k] for k in BATCH_KEYS}

@@ -1,0 +1,157 @@
+"""The trainer end to end: resume exactness, preemption, fallbacks, errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from configs import tiny
+from spectrax import run_config
+from spectrax import train as train_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(suite_dir, **train):
+  c = tiny.get_config()
+  c.suite_dir = suite_dir
+  c.build_suite_if_missing = False
+  c.data.tasks = ("coins", "sums")
+  c.data.seq_len, c.data.max_tokens, c.data.batch_size = 64, 65, 8
+  c.data.num_packing_bins = 8
+  hf = c.model.hf_config
+  hf.hidden_size, hf.intermediate_size, hf.num_hidden_layers = 32, 64, 2
+  hf.num_attention_heads, hf.num_key_value_heads, hf.head_dim = 2, 1, 16
+  hf.sliding_window, hf.query_pre_attn_scalar = 16, 16
+  c.optimizer.warmup_steps = 2
+  c.train.update(dict(num_steps=8, log_every=1, eval_every=4, eval_batches=2,
+                      checkpoint_every=2, keep_checkpoints=3,
+                      peak_flops_per_device=1e9))
+  c.train.update(train)
+  return c
+
+
+def _losses(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  return [(r["step"], r["loss"]) for r in rows if "loss" in r]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_suite_dir, tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("full"))
+  summary = train_lib.train(_config(tiny_suite_dir), workdir)
+  return workdir, summary
+
+
+def test_metrics_and_learning(uninterrupted):
+  workdir, summary = uninterrupted
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  train_rows = [r for r in rows if "loss" in r]
+  assert [r["step"] for r in train_rows] == list(range(1, 9))
+  for key in ("loss", "learning_rate", "grad_norm", "tokens_per_sec", "mfu",
+              "data_wait_fraction", "data/packing_efficiency"):
+    assert key in train_rows[0], key
+  assert train_rows[0]["learning_rate"] == 0.0  # warmup from 0
+  assert summary["final_eval_loss"] < summary["first_eval_loss"]
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir))
+  assert os.path.exists(os.path.join(workdir, "config.json"))
+
+
+def test_resume_continues_exactly(tiny_suite_dir, tmp_path, uninterrupted):
+  workdir = str(tmp_path)
+  c = _config(tiny_suite_dir)
+  first = train_lib.train(c, workdir, stop_after=4)
+  assert first["step"] == 4 and "final_eval_loss" not in first
+  resumed = train_lib.train(c, workdir)
+  assert _losses(workdir) == _losses(uninterrupted[0])
+  assert resumed["final_eval_loss"] == uninterrupted[1]["final_eval_loss"]
+
+
+def test_corrupt_latest_checkpoint_falls_back(tiny_suite_dir, tmp_path,
+                                               uninterrupted, caplog):
+  workdir = str(tmp_path)
+  c = _config(tiny_suite_dir)
+  train_lib.train(c, workdir, stop_after=6)
+  # Damage step 6: truncate every file of its state.
+  state_dir = os.path.join(workdir, "checkpoints", "6", "state")
+  for root, _, files in os.walk(state_dir):
+    for name in files:
+      with open(os.path.join(root, name), "r+b") as f:
+        f.truncate(3)
+  train_lib.train(c, workdir)
+  assert _losses(workdir) == _losses(uninterrupted[0])
+
+
+def test_sigterm_saves_and_exits_zero(tiny_suite_dir, tmp_path):
+  workdir = str(tmp_path)
+  args = [sys.executable, "-m", "spectrax.train", "--config=configs/tiny.py",
+          f"--workdir={workdir}", f"--config.suite_dir={tiny_suite_dir}",
+          "--config.build_suite_if_missing=false",
+          "--config.data.tasks=('coins','sums')", "--config.data.seq_len=64",
+          "--config.data.max_tokens=65", "--config.data.batch_size=8",
+          "--config.model.hf_config.hidden_size=32",
+          "--config.model.hf_config.num_hidden_layers=2",
+          "--config.train.num_steps=100000", "--config.train.log_every=1",
+          "--config.train.eval_every=0", "--config.train.checkpoint_every=1000"]
+  proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  deadline = time.time() + 240
+  while time.time() < deadline and not (
+      os.path.exists(metrics) and len(open(metrics).readlines()) >= 3):
+    time.sleep(0.5)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == 0, out[-3000:]
+  assert "preempted" in out
+  from spectrax.checkpoint import Checkpointer
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), save_every=1000,
+                      keep=3)
+  steps = len([l for l in open(metrics) if '"loss"' in l])
+  assert ckpt.latest_step() >= steps >= 3
+  ckpt.close()
+
+
+def test_nan_guard_names_step_and_checkpoint(tiny_suite_dir, tmp_path,
+                                             monkeypatch):
+  from spectrax import train_step
+  real = train_step.Trainer._loss
+
+  def poisoned(self, params, batch):
+    nll, count = real(self, params, batch)
+    return nll * float("nan"), count
+  monkeypatch.setattr(train_step.Trainer, "_loss", poisoned)
+  with pytest.raises(train_lib.NonFiniteError,
+                     match=r"step 1: the loss or gradient is not finite.*"
+                           r"last good checkpoint is step None"):
+    train_lib.train(_config(tiny_suite_dir, eval_every=0), str(tmp_path))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("data.template", "chatml", "data.template='chatml'"),
+    ("train.microbatches", 3, "train.microbatches=3 must divide"),
+    ("optimizer.schedule", "step", "optimizer.schedule='step'"),
+    ("init_from_hf", "/nowhere", "init_from_hf='/nowhere' has no config.json"),
+])
+def test_config_errors(tiny_suite_dir, field, value, message):
+  c = _config(tiny_suite_dir)
+  section, _, key = field.rpartition(".")
+  (c[section] if section else c)[key] = value
+  with pytest.raises(run_config.ConfigError, match=message):
+    run_config.validate(c)
+
+
+def test_real_model_config_requires_a_checkpoint():
+  from configs import gemma12b
+  c = gemma12b.get_config()
+  with pytest.raises(run_config.ConfigError,
+                     match="set --config.init_from_hf=/path/to/google/gemma"):
+    run_config.validate(c)
+  with pytest.raises(ValueError, match="config argument 'cpu'"):
+    gemma12b.get_config("cpu")
