@@ -259,8 +259,13 @@ class Checkpointer:
           "data_iterator=None and start the data afresh.")
 
   def _set_aside(self, steps: Sequence[int]) -> None:
-    """Renames unreadable newer steps so the resumed run can save them anew
-    (orbax refuses to save a step that exists, or one below the latest)."""
+    """Renames unreadable newer steps out of the manager's sight.
+
+    Otherwise the resumed run could not save those steps again (`save` skips
+    existing steps) and pruning would keep the unreadable one as the newest.
+    Renaming keeps it for inspection; where the store cannot rename a
+    directory, it is deleted.
+    """
     if jax.process_index() == 0:
       for s in steps:
         src = self.directory / str(s)
@@ -269,8 +274,13 @@ class Checkpointer:
         while dst.exists():
           dst = self.directory / f"{s}{CORRUPT_SUFFIX}{n}"
           n += 1
-        src.rename(dst)
-        log.warning("moved unreadable checkpoint %s aside to %s", src, dst)
+        try:
+          src.rename(dst)
+          log.warning("moved unreadable checkpoint %s aside to %s", src, dst)
+        except OSError as e:
+          log.warning("could not rename unreadable checkpoint %s (%s); "
+                      "deleting it", src, e)
+          src.rmtree()
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
       multihost_utils.sync_global_devices("spectrax_checkpoint_set_aside")

@@ -42,6 +42,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (local or gs://).")
 
 
+RUN_FILE = "run.json"  # template, tokenizer and model config, for loaders
+
+
 class NonFiniteError(RuntimeError):
   pass
 
@@ -128,6 +131,11 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
                       process_count=jax.process_count())
   pipeline.check_fits()
   model_cfg = run_config.model_config(c, pipeline.tokenizer.vocab_size)
+  if primary:
+    with open(os.path.join(workdir, RUN_FILE), "w") as f:
+      json.dump({"template": c.data.template,
+                 "tokenizer": os.path.abspath(pipeline.tokenizer_path),
+                 "model_config": json.loads(model_cfg.to_json())}, f, indent=1)
   try:
     mesh = sharding.make_mesh(c.mesh.to_dict())
   except ValueError as e:
@@ -240,7 +248,7 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
             eval_fn, state["params"], c, tokenizer, trainer.batch_sharding,
             c.train.eval_batches)})
       save(step)
-      if guard.requested or step == stop_after:
+      if guard.should_stop(step) or step == stop_after:
         print(f"preempted: saving step {step} and exiting")
         save(step, force=True)
         break

@@ -155,3 +155,22 @@ def test_real_model_config_requires_a_checkpoint():
     run_config.validate(c)
   with pytest.raises(ValueError, match="config argument 'cpu'"):
     gemma12b.get_config("cpu")
+
+
+def test_load_model_from_workdir_reproduces_final_eval(tiny_suite_dir,
+                                                       uninterrupted):
+  from flax import nnx
+  from spectrax import sharding
+  from spectrax.load_model import load_model
+  from spectrax.train_step import OptimizerConfig, Trainer, make_optimizer
+  workdir, summary = uninterrupted
+  loaded = load_model(workdir=workdir)
+  assert loaded.template == "gemma" and loaded.name.endswith("@8")
+  c = _config(tiny_suite_dir)
+  mesh = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1})
+  trainer = Trainer(loaded.model.config, make_optimizer(OptimizerConfig(), 1)[0],
+                    mesh, sharding.DEFAULT_RULES)
+  loss = train_lib.evaluate(trainer.eval_fn(),
+                            nnx.state(loaded.model, nnx.Param), c, None,
+                            trainer.batch_sharding, c.train.eval_batches)
+  assert loss == pytest.approx(summary["final_eval_loss"], rel=1e-6)

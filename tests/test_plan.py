@@ -1,0 +1,41 @@
+"""`python -m spectrax.plan`: memory and step time from an AOT compile."""
+
+import pytest
+
+from configs import tiny
+from spectrax import flops as flops_lib
+from spectrax import plan as plan_lib
+from spectrax import run_config
+
+
+@pytest.fixture(scope="module")
+def config():
+  c = tiny.get_config()
+  hf = c.model.hf_config
+  hf.vocab_size, hf.hidden_size, hf.num_hidden_layers = 512, 64, 6
+  c.data.seq_len, c.data.batch_size = 128, 16
+  return c
+
+
+def test_plan_counts_parameters_flops_and_activations(config):
+  small = plan_lib.plan(config, 8, "v5p", 0.4)
+  mem = small["per_device_gib"]
+  cfg = run_config.model_config(config, 512)
+  # Parameters are float32 and FSDP-sharded 8 ways where dims divide.
+  full = cfg.num_params() * 4 / plan_lib.GIB
+  assert full / 8 <= mem["parameters"] <= full
+  # AdamW keeps two float32 moments per parameter (plus step counts).
+  assert 0 <= mem["optimizer_state"] - 2 * mem["parameters"] < 1e-6
+  assert mem["activations_and_temporaries"] > 0 and small["fits"]
+  tokens = 16 * 128 * 0.96
+  assert small["flops_per_step"] == pytest.approx(
+      flops_lib.train_step_flops_estimate(cfg, tokens, 257))
+  assert small["step_time_s_at_100pct_mfu"] == pytest.approx(
+      small["flops_per_step"] / (8 * 459e12))
+  # Twice the batch: more activation memory, same parameters.
+  config.data.batch_size = 32
+  big = plan_lib.plan(config, 8, "v5p", 0.4)
+  config.data.batch_size = 16
+  assert (big["per_device_gib"]["activations_and_temporaries"] >
+          mem["activations_and_temporaries"])
+  assert big["per_device_gib"]["parameters"] == mem["parameters"]
