@@ -7,6 +7,14 @@ window`` (the sliding window of local layers; global layers pass
 ``GLOBAL_WINDOW``). Positions restart at 0 in each segment, so inside a
 segment the window by position equals the window by index, as in transformers.
 
+Shared prefixes (scoring, ``spectrax/scorer.py``): with ``prefix_segment_ids``
+given, query i may also attend key j (still ``j <= i`` and within the window)
+when ``segment_ids[j] == prefix_segment_ids[i] != 0``. A prompt placed once in
+a row with its options after it (each option its own segment pointing at the
+prompt's segment, positions continuing from the prompt's end) then scores each
+option exactly as ``prompt + option`` alone. Splash attention cannot express
+this mask; with ``prefix_segment_ids`` it falls back to ``xla``.
+
 Backends (``ModelConfig.attention_backend``):
   * ``dense``: einsum + float32 softmax in XLA. The reference; runs anywhere.
   * ``xla`` / ``cudnn``: ``jax.nn.dot_product_attention`` with a boolean
@@ -20,6 +28,7 @@ Backends (``ModelConfig.attention_backend``):
 from __future__ import annotations
 
 import functools
+import logging
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +43,8 @@ from spectrax.models.layers import RMSNorm, apply_rope, param
 _MASK_VALUE = -0.7 * float(jnp.finfo(jnp.float32).max)
 
 
-def attention_mask(segment_ids: jax.Array, positions: jax.Array, window: jax.Array | int) -> jax.Array:
+def attention_mask(segment_ids: jax.Array, positions: jax.Array, window: jax.Array | int,
+                   prefix_segment_ids: jax.Array | None = None) -> jax.Array:
   """Boolean mask ``[batch, length, length]`` (query, key) for packed rows.
 
   Args:
@@ -42,11 +52,16 @@ def attention_mask(segment_ids: jax.Array, positions: jax.Array, window: jax.Arr
     positions: ``[batch, length]`` int32.
     window: scalar int (may be traced): keys with ``q_pos - k_pos >= window``
       are masked.
+    prefix_segment_ids: optional ``[batch, length]`` int32: the segment each
+      query may also attend (a shared prompt), 0 = none.
   """
   length = segment_ids.shape[1]
   idx = jnp.arange(length)
   causal = idx[:, None] >= idx[None, :]
   same = (segment_ids[:, :, None] == segment_ids[:, None, :]) & (segment_ids[:, :, None] != 0)
+  if prefix_segment_ids is not None:
+    same |= ((prefix_segment_ids[:, :, None] == segment_ids[:, None, :])
+             & (prefix_segment_ids[:, :, None] != 0))
   near = (positions[:, :, None] - positions[:, None, :]) < window
   return causal[None] & same & near
 
@@ -143,21 +158,18 @@ class Attention(nnx.Module):
       self.q_norm, self.k_norm = norm(), norm()
     self.cfg = cfg
 
-  def __call__(self, x, positions, segment_ids, window, inv_freq):
+  def __call__(self, x, positions, segment_ids, window, inv_freq, prefix_segment_ids=None):
     """x: ``[batch, length, embed]``; window: scalar int32; inv_freq: ``[head_dim // 2]``.
 
-    Returns ``[batch, length, embed]`` in ``x.dtype``.
+    ``prefix_segment_ids`` (optional ``[batch, length]`` int32): see the module
+    docstring. Returns ``[batch, length, embed]`` in ``x.dtype``.
     """
-    cfg, dt = self.cfg, x.dtype
-    q = jnp.einsum("bld,dnh->blnh", x, self.q[...].astype(dt))
-    k = jnp.einsum("bld,dkh->blkh", x, self.k[...].astype(dt))
-    v = jnp.einsum("bld,dkh->blkh", x, self.v[...].astype(dt))
-    if cfg.qk_norm:
-      q, k = self.q_norm(q), self.k_norm(k)
-    q = sharding.constrain(apply_rope(q, positions, inv_freq), ("batch", "length", "heads", "head_dim"))
-    k = sharding.constrain(apply_rope(k, positions, inv_freq), ("batch", "length", "kv_heads", "head_dim"))
-    v = sharding.constrain(v, ("batch", "length", "kv_heads", "head_dim"))
+    cfg = self.cfg
+    q, k, v = self.project(x, positions, inv_freq)
     backend = cfg.attention_backend
+    if backend == "splash" and prefix_segment_ids is not None:
+      logging.info("splash attention cannot mask shared prefixes; using the xla backend here")
+      backend = "xla"
     if backend == "splash":
       windows = {w for w in cfg.layer_windows if w is not None}
       local = max(windows) if windows else None
@@ -165,10 +177,32 @@ class Attention(nnx.Module):
                              interpret=jax.default_backend() != "tpu")
       out = sharding.shard_batch_heads(fn, q, k, v, segment_ids, window < GLOBAL_WINDOW)
     else:
-      mask = attention_mask(segment_ids, positions, window)
+      mask = attention_mask(segment_ids, positions, window, prefix_segment_ids)
       if backend == "dense":
         out = dense_attention(q, k, v, mask, cfg.attn_scale)
       else:
         out = sdpa_attention(q, k, v, mask, cfg.attn_scale, backend)
+    return self.output(out)
+
+  def project(self, x, positions, inv_freq):
+    """Projects ``x`` ``[batch, length, embed]`` to queries, keys and values.
+
+    Returns ``q`` ``[batch, length, heads, head_dim]`` and ``k``, ``v``
+    ``[batch, length, kv_heads, head_dim]``, QK-normed and rotated, in
+    ``x.dtype``. Shared with the KV-cache decoder (``decode.py``).
+    """
+    dt = x.dtype
+    q = jnp.einsum("bld,dnh->blnh", x, self.q[...].astype(dt))
+    k = jnp.einsum("bld,dkh->blkh", x, self.k[...].astype(dt))
+    v = jnp.einsum("bld,dkh->blkh", x, self.v[...].astype(dt))
+    if self.cfg.qk_norm:
+      q, k = self.q_norm(q), self.k_norm(k)
+    q = sharding.constrain(apply_rope(q, positions, inv_freq), ("batch", "length", "heads", "head_dim"))
+    k = sharding.constrain(apply_rope(k, positions, inv_freq), ("batch", "length", "kv_heads", "head_dim"))
+    v = sharding.constrain(v, ("batch", "length", "kv_heads", "head_dim"))
+    return q, k, v
+
+  def output(self, out):
+    """The output projection: ``[batch, length, heads, head_dim]`` -> ``[batch, length, embed]``."""
     out = sharding.constrain(out, ("batch", "length", "heads", "head_dim"))
-    return jnp.einsum("blnh,nhd->bld", out, self.o[...].astype(dt))
+    return jnp.einsum("blnh,nhd->bld", out, self.o[...].astype(out.dtype))

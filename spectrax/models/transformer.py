@@ -54,9 +54,17 @@ class DecoderLayer(nnx.Module):
       self.post_mlp_norm = norm()
     self.sandwich = cfg.sandwich_norms
 
-  def __call__(self, x, positions, segment_ids, window, inv_freq):
+  def __call__(self, x, positions, segment_ids, window, inv_freq, prefix_segment_ids=None):
     """x: ``[batch, length, embed]`` -> same shape and dtype."""
-    h = self.attn(self.pre_attn_norm(x), positions, segment_ids, window, inv_freq)
+    return self.residual_block(x, lambda h: self.attn(h, positions, segment_ids, window, inv_freq,
+                                                       prefix_segment_ids))
+
+  def residual_block(self, x, attend):
+    """The residual block around ``attend`` (normed ``x`` -> ``[batch, length, embed]``).
+
+    ``__call__`` passes self-attention; ``decode.py`` passes attention over its KV cache.
+    """
+    h = attend(self.pre_attn_norm(x))
     if self.sandwich:
       h = self.post_attn_norm(h)
     x = x + h
@@ -90,7 +98,8 @@ class Transformer(nnx.Module):
                            cfg.param_dtype)
 
   def __call__(self, tokens: jax.Array, positions: jax.Array | None = None,
-               segment_ids: jax.Array | None = None) -> jax.Array:
+               segment_ids: jax.Array | None = None,
+               prefix_segment_ids: jax.Array | None = None) -> jax.Array:
     """Final hidden states (after the final norm).
 
     Args:
@@ -98,6 +107,9 @@ class Transformer(nnx.Module):
       positions: ``[batch, length]`` int32, restarting at 0 in each packed
         segment; default ``arange(length)``.
       segment_ids: ``[batch, length]`` int32, 0 = padding; default all 1.
+      prefix_segment_ids: optional ``[batch, length]`` int32: a segment each
+        token may also attend (a prompt shared by several options; see
+        ``spectrax/models/attention.py``), 0 = none.
 
     Returns:
       ``[batch, length, hidden_size]`` in ``config.dtype``.
@@ -107,24 +119,27 @@ class Transformer(nnx.Module):
       positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
     if segment_ids is None:
       segment_ids = jnp.ones(tokens.shape, jnp.int32)
-    dt = jnp.dtype(cfg.dtype)
-    x = jnp.take(self.embed[...], tokens, axis=0).astype(dt)
-    if cfg.embed_scale:  # in the activation dtype, as transformers rounds it
-      x = x * jnp.asarray(cfg.hidden_size**0.5, dt)
-    x = sharding.constrain(x, ("batch", "length", "embed"))
-
+    x = self.embed_tokens(tokens)
     graphdef, state = nnx.split(self.layers)
 
     def body(x, per_layer):
       layer_state, window, inv_freq = per_layer
       layer = nnx.merge(graphdef, layer_state)
-      return layer(x, positions, segment_ids, window, inv_freq), None
+      return layer(x, positions, segment_ids, window, inv_freq, prefix_segment_ids), None
 
     if cfg.remat_policy != "none":
       body = jax.checkpoint(body, policy=_REMAT[cfg.remat_policy], prevent_cse=False)
     per_layer = (state, jnp.asarray(cfg.window_array()), jnp.asarray(cfg.inv_freq_array()))
     x, _ = jax.lax.scan(body, x, per_layer)
     return self.final_norm(x)
+
+  def embed_tokens(self, tokens: jax.Array) -> jax.Array:
+    """``[batch, length]`` int32 -> ``[batch, length, hidden_size]`` ``config.dtype`` (Gemma: scaled)."""
+    dt = jnp.dtype(self.config.dtype)
+    x = jnp.take(self.embed[...], tokens, axis=0).astype(dt)
+    if self.config.embed_scale:  # in the activation dtype, as transformers rounds it
+      x = x * jnp.asarray(self.config.hidden_size**0.5, dt)
+    return sharding.constrain(x, ("batch", "length", "embed"))
 
   def head(self) -> jax.Array:
     """The output projection ``[hidden_size, vocab]`` (the embedding transposed when tied)."""
@@ -133,7 +148,10 @@ class Transformer(nnx.Module):
 
   def logits(self, tokens, positions=None, segment_ids=None) -> jax.Array:
     """Full logits ``[batch, length, vocab]`` float32 (soft-capped if configured). For tests and small vocabularies."""
-    hidden = self(tokens, positions, segment_ids)
+    return self.logits_from_hidden(self(tokens, positions, segment_ids))
+
+  def logits_from_hidden(self, hidden: jax.Array) -> jax.Array:
+    """``[batch, length, hidden_size]`` -> ``[batch, length, vocab]`` float32, soft-capped."""
     logits = jnp.einsum("bld,dv->blv", hidden, self.head().astype(hidden.dtype),
                         preferred_element_type=jnp.float32)
     return softcap(logits, self.config.final_logit_softcap)
