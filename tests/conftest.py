@@ -117,3 +117,34 @@ def tiny_suite_dir(tmp_path_factory):
                        tokenizer_vocab_size=400)
   assert errors == []
   return out
+
+
+def tiny_train_config(suite_dir, **train):
+  """The tiny config shrunk further for tests: 2 layers of width 32, rows of
+  64 tokens, 8 steps; `train` overrides `config.train` fields."""
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  c = tiny.get_config()
+  c.suite_dir = suite_dir
+  c.build_suite_if_missing = False
+  c.data.tasks = ("coins", "sums")
+  c.data.seq_len, c.data.max_tokens, c.data.batch_size = 64, 65, 8
+  c.data.num_packing_bins = 8
+  hf = c.model.hf_config
+  hf.hidden_size, hf.intermediate_size, hf.num_hidden_layers = 32, 64, 2
+  hf.num_attention_heads, hf.num_key_value_heads, hf.head_dim = 2, 1, 16
+  hf.sliding_window, hf.query_pre_attn_scalar = 16, 16
+  c.optimizer.warmup_steps = 2
+  c.train.update(dict(num_steps=8, log_every=1, eval_every=4, eval_batches=2,
+                      checkpoint_every=2, keep_checkpoints=3,
+                      peak_flops_per_device=1e9))
+  c.train.update(train)
+  return c
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_suite_dir, tmp_path_factory):
+  """`(workdir, summary)` of an uninterrupted 8-step `tiny_train_config` run."""
+  from spectrax import train as train_lib  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path_factory.mktemp("tiny_run"))
+  summary = train_lib.train(tiny_train_config(tiny_suite_dir), workdir)
+  return workdir, summary

@@ -9,30 +9,14 @@ import time
 
 import pytest
 
-from configs import tiny
+from conftest import tiny_train_config
 from spectrax import run_config
 from spectrax import train as train_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _config(suite_dir, **train):
-  c = tiny.get_config()
-  c.suite_dir = suite_dir
-  c.build_suite_if_missing = False
-  c.data.tasks = ("coins", "sums")
-  c.data.seq_len, c.data.max_tokens, c.data.batch_size = 64, 65, 8
-  c.data.num_packing_bins = 8
-  hf = c.model.hf_config
-  hf.hidden_size, hf.intermediate_size, hf.num_hidden_layers = 32, 64, 2
-  hf.num_attention_heads, hf.num_key_value_heads, hf.head_dim = 2, 1, 16
-  hf.sliding_window, hf.query_pre_attn_scalar = 16, 16
-  c.optimizer.warmup_steps = 2
-  c.train.update(dict(num_steps=8, log_every=1, eval_every=4, eval_batches=2,
-                      checkpoint_every=2, keep_checkpoints=3,
-                      peak_flops_per_device=1e9))
-  c.train.update(train)
-  return c
+_config = tiny_train_config
 
 
 def _losses(workdir):
@@ -42,10 +26,8 @@ def _losses(workdir):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tiny_suite_dir, tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("full"))
-  summary = train_lib.train(_config(tiny_suite_dir), workdir)
-  return workdir, summary
+def uninterrupted(tiny_run):
+  return tiny_run
 
 
 def test_metrics_and_learning(uninterrupted):

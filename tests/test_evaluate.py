@@ -1,0 +1,117 @@
+"""`python -m spectrax.evaluate` end to end on a trained tiny workdir.
+
+The distributional numbers it reports are checked against an independent
+computation: full-sequence logits of `prompt + option` for each option, one
+forward per pair, float32.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from data_pipelines import build
+from data_pipelines.schema import Instance, Row, TaskSpec
+from data_pipelines.synthetic import diversity as diversity_data
+from data_pipelines.synthetic import urn
+from spectrax import templates
+from spectrax.episodes import format_episode
+from spectrax.evaluation import metrics, suites
+from spectrax.load_model import load_model
+from spectrax.tasks import Suite
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIVERSITY_TASK = "us_states_full_names"
+
+
+def _coins(ctx):
+  rng = np.random.default_rng(ctx.seed)
+  for i in range(4):
+    yield Instance(id=f"c{i}", descriptions=["A biased coin."],
+                   rows=[Row("Heads" if rng.random() < 0.8 else "Tails") for _ in range(12)])
+
+
+@pytest.fixture(scope="module")
+def eval_suite(tmp_path_factory):
+  specs = [TaskSpec(name="coins_test", suite_split="test", kind="icl", generate=_coins,
+                    mean_k=6, test_fraction=1.0),
+           urn.SPEC, diversity_data.SPEC]
+  out = str(tmp_path_factory.mktemp("eval_suite"))
+  assert build.build(out, specs, seed=0, raw_dir=None, tokenizer_vocab_size=0) == []
+  return out
+
+
+@pytest.fixture(scope="module")
+def report_dir(tiny_run, eval_suite, tmp_path_factory):
+  workdir, _ = tiny_run
+  out = str(tmp_path_factory.mktemp("report"))
+  cmd = [sys.executable, "-m", "spectrax.evaluate", "--suite=all", f"--suite_dir={eval_suite}",
+         f"--out={out}", f"--model=early=workdir:{workdir}@4", f"--model=final=workdir:{workdir}",
+         f"--tasks=coins_test,urn,{DIVERSITY_TASK}", "--num_episodes=3", "--num_questions=3",
+         "--num_samples=4", "--sample_batch_size=8", "--max_tokens=64"]
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert f"report: {os.path.join(out, 'report.html')}" in proc.stdout
+  return out
+
+
+@pytest.mark.slow
+def test_report_has_every_suite_and_model(report_dir):
+  with open(os.path.join(report_dir, "metrics.json")) as f:
+    results = json.load(f)
+  assert sorted(results) == ["early", "final"]
+  for name, res in results.items():
+    assert res["_model"]["template"] == "gemma", name
+    assert res["_model"]["loaded"].endswith("@4" if name == "early" else "@8")
+    steer = res["steerability"]["tasks"]["coins_test"]
+    assert steer["episodes"] + steer["dropped"] == 3 and 0 <= steer["all_acc"] <= 1
+    dist = res["distributional"]["tasks"]["urn"]
+    assert dist["num_questions"] == 3 and 0 <= dist["metrics"]["js_divergence"] <= np.log(2)
+    div = res["diversity"]["tasks"][DIVERSITY_TASK]
+    assert set(div) == {"description", "examples", "both"}
+    assert all(0 <= v["percent_valid"] <= 1 for v in div.values())
+    assert "capabilities" not in res  # --tasks names no capability set: skipped.
+  # Different checkpoints really differ.
+  assert (results["early"]["distributional"]["tasks"]["urn"]["metrics"]["js_divergence"]
+          != results["final"]["distributional"]["tasks"]["urn"]["metrics"]["js_divergence"])
+  with open(os.path.join(report_dir, "report.html"), encoding="utf-8") as f:
+    page = f.read()
+  images = re.findall(r'src="([^"]+\.png)"', page)
+  assert images and all(os.path.getsize(os.path.join(report_dir, p)) > 1000 for p in images)
+  for section in ("steerability", "Distributional alignment", "Valid output coverage"):
+    assert section in page, section
+
+
+@pytest.mark.slow
+def test_distributional_scores_match_one_forward_per_option(report_dir, tiny_run, eval_suite):
+  with open(os.path.join(report_dir, "metrics.json")) as f:
+    examples = json.load(f)["final"]["distributional"]["tasks"]["urn"]["examples"]
+  assert len(examples) == 3
+  loaded = load_model(workdir=tiny_run[0])
+  tok, template = loaded.tokenizer, templates.get_template("gemma")
+  logits_fn = loaded.model.logits
+  source = Suite(eval_suite).source("urn", "test")
+  records = {r.id: r for r in suites.task_records(source)}
+  for ex in examples:
+    record = records[ex["id"]]
+    messages = [{"role": "description", "content": record.descriptions[0]}]
+    if record.question:
+      messages.append({"role": "input", "content": record.question})
+    prompt = "".join(t for t, _ in format_episode(messages, "gemma", add_generation_prompt=True))
+    prompt_ids = [tok.bos_id] + tok.encode(prompt)
+    logps = []
+    for option in ex["options"]:
+      ids = [tok.bos_id] + tok.encode(prompt + template.content_prefix + option)
+      assert ids[:len(prompt_ids)] == prompt_ids
+      logits = np.asarray(logits_fn(np.asarray([ids], np.int32)), np.float64)[0]
+      logp = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+      logps.append(sum(logp[i - 1, ids[i]] for i in range(len(prompt_ids), len(ids))))
+    probs = np.exp(np.asarray(logps) - np.logaddexp.reduce(logps))
+    np.testing.assert_allclose(ex["model"], probs, atol=2e-5)
+    assert ex["js_divergence"] == pytest.approx(
+        metrics.js_divergence(ex["target"], probs), abs=2e-5)
