@@ -27,6 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
       num_packing_bins=0,
       worker_count=4,
       seed=0,
+      shards=0,  # data streams; fixes the data order for any process count (0 = one per process)
   ))
 
   # Model: an HF checkpoint to start from, or an architecture to start fresh.
@@ -62,6 +63,7 @@ def get_config() -> ml_collections.ConfigDict:
       eval_batches=8,
       checkpoint_every=200,
       keep_checkpoints=3,
+      stop_after=0,  # >0: checkpoint and exit 0 after this step; rerun to go on (job time limits)
       skip_nonfinite_steps=False,  # True: skip NaN/inf steps (counted)
       peak_flops_per_device=0.0,  # 0 = look up / measure
   ))

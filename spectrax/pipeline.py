@@ -371,6 +371,104 @@ class Pipeline:
     return BatchIterator(iter(ds), cfg)
 
 
+class ShardedBatches:
+  """Several data shards' iterators as one: their rows concatenated in shard order.
+
+  A run's data order is fixed by its number of data shards (``data.shards``),
+  not by how many processes run it: with S shards and P processes, process
+  i owns shards ``i*S/P .. (i+1)*S/P - 1`` and each shard packs
+  ``batch_size / S`` rows per step. One process with 2 shards therefore sees
+  exactly the global batches of two processes with one shard each. At the
+  end of the data a drained shard contributes empty (all-padding) rows until
+  every shard is drained, as a drained process does in the trainer.
+  """
+
+  def __init__(self, iterators: Sequence[BatchIterator]):
+    self._its = list(iterators)
+    self._drained: set[int] = set()
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    """Every shard's rows; a drained shard gives empty rows until all are."""
+    parts = []
+    for i, it in enumerate(self._its):
+      if i not in self._drained:
+        try:
+          parts.append(next(it))
+          continue
+        except StopIteration:
+          self._drained.add(i)
+      parts.append(None)
+    live = [p for p in parts if p is not None]
+    if not live:
+      raise StopIteration
+    parts = [p if p is not None else {k: np.zeros_like(v) for k, v in live[0].items()}
+             for p in parts]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+  @property
+  def stats(self) -> PipelineStats:
+    fields = [f.name for f in dataclasses.fields(PipelineStats)]
+    return PipelineStats(**{f: sum(getattr(it.stats, f) for it in self._its) for f in fields})
+
+  def get_state(self) -> bytes:
+    return json.dumps([it.get_state().decode() for it in self._its]).encode()
+
+  def set_state(self, state: bytes) -> None:
+    states = json.loads(state)
+    if not isinstance(states, list) or len(states) != len(self._its):
+      raise ValueError(f"data iterator state holds {len(states) if isinstance(states, list) else 1}"
+                       f" shard(s), this process reads {len(self._its)}: restore with the same "
+                       "data.shards and process count")
+    for it, s in zip(self._its, states):
+      it.set_state(s.encode())
+
+  def start_prefetch(self) -> None:
+    for it in self._its:
+      it.start_prefetch()
+
+  def close(self) -> None:
+    for it in self._its:
+      it.close()
+
+
+BATCH_DTYPES = {"inputs": np.int32, "targets": np.int32, "loss_mask": np.float32,
+                "segment_ids": np.int32, "positions": np.int32}
+
+
+def empty_batch(rows: int, seq_len: int) -> dict[str, np.ndarray]:
+  """All-padding rows (no tokens, no loss): a drained process's share of a step."""
+  return {k: np.zeros((rows, seq_len), d) for k, d in BATCH_DTYPES.items()}
+
+
+def process_shards(num_shards: int, process_index: int, process_count: int) -> range:
+  """The data shards process ``process_index`` of ``process_count`` reads."""
+  if num_shards < 1 or num_shards % process_count:
+    raise ValueError(f"data.shards={num_shards} must be a positive multiple of the process "
+                     f"count {process_count} (0 = one shard per process)")
+  per = num_shards // process_count
+  return range(process_index * per, (process_index + 1) * per)
+
+
+def shard_pipelines(config: DataConfig, num_shards: int = 0, process_index: int = 0,
+                    process_count: int = 1, tokenizer: Tokenizer | None = None
+                    ) -> list["Pipeline"]:
+  """This process's shard pipelines (``num_shards=0``: one per process)."""
+  shards = process_shards(num_shards or process_count, process_index, process_count)
+  first = Pipeline(config, process_index=shards[0], process_count=num_shards or process_count,
+                   tokenizer=tokenizer)
+  return [first] + [Pipeline(config, process_index=s, process_count=first.process_count,
+                             tokenizer=first.tokenizer) for s in shards[1:]]
+
+
+def local_iterator(pipelines: Sequence["Pipeline"]):
+  """One iterator over this process's shard pipelines (see ``ShardedBatches``)."""
+  its = [p.iterator() for p in pipelines]
+  return its[0] if len(its) == 1 else ShardedBatches(its)
+
+
 def make_global_batch(batch: Mapping[str, np.ndarray], sharding):
   """This process's rows → global `jax.Array`s laid out by `sharding`."""
   import jax  # pylint: disable=g-import-not-at-top

@@ -340,6 +340,10 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--param_dtype", default=None, help="parameter dtype override")
   p.add_argument("--attention_backend", default=None, help="dense | xla | cudnn | splash")
   p.add_argument("--no_progress", action="store_true", help="no progress bar")
+  p.add_argument("--coordinator_address", help="host:port of process 0 (multi-process runs "
+                 "the platform does not set up; see spectrax/distributed.py)")
+  p.add_argument("--num_processes", type=int, help="processes in the job")
+  p.add_argument("--process_id", type=int, help="this process's index")
   return p
 
 
@@ -352,7 +356,12 @@ def main(argv: list[str] | None = None) -> int:
   except ValueError:
     _parser().error(f"--buckets={args.buckets!r}: give comma-separated integers, e.g. 512,2048")
   import jax  # pylint: disable=g-import-not-at-top
+  from spectrax import distributed  # pylint: disable=g-import-not-at-top
   from spectrax import sharding  # pylint: disable=g-import-not-at-top
+  try:
+    distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
+  except ValueError as e:
+    _parser().error(str(e))
   from spectrax.load_model import load_model  # pylint: disable=g-import-not-at-top
   index, count = jax.process_index(), jax.process_count()
   # Validate before the (slow) model load so a bad file fails in seconds.

@@ -32,14 +32,26 @@ from spectrax import sharding
 from spectrax.checkpoint import Checkpointer
 from spectrax.metrics import MetricsWriter, Progress, StepTimer
 from spectrax.models import init_model, load_hf, transfer_special_tokens
-from spectrax.pipeline import Pipeline, make_global_batch
+from spectrax import distributed
+from spectrax.pipeline import (Pipeline, empty_batch, local_iterator,
+                               make_global_batch, shard_pipelines)
 from spectrax.preemption import PreemptionGuard
 from spectrax.state_io import flatten_state, unflatten_state
 from spectrax.train_step import BATCH_KEYS, Trainer, make_optimizer
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Run config (configs/*.py).", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (local or gs://).")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Run directory; on several hosts, one every process can "
+    "reach (a shared filesystem or a gcsfuse mount).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0, for multi-process "
+    "runs the platform does not set up (see spectrax/distributed.py).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
+                                      "Processes in the run (with "
+                                      "--coordinator_address).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index "
+                                   "(with --coordinator_address).")
 
 
 RUN_FILE = "run.json"  # template, tokenizer and model config, for loaders
@@ -51,6 +63,21 @@ class NonFiniteError(RuntimeError):
 
 def ensure_suite(c) -> None:
   """Builds the synthetic suite when the config asks and it is missing."""
+  if jax.process_count() > 1:  # Process 0 builds; the others wait for it.
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    if jax.process_index() == 0:
+      _ensure_suite(c)
+    multihost_utils.sync_global_devices("spectrax.train: suite ready")
+    if not os.path.exists(os.path.join(c.suite_dir, "suite.json")):
+      raise run_config.ConfigError(
+          f"process {jax.process_index()} cannot see the suite at "
+          f"suite_dir={c.suite_dir!r} that process 0 has: every host needs "
+          "it (a shared filesystem, or build it on each host).")
+    return
+  _ensure_suite(c)
+
+
+def _ensure_suite(c) -> None:
   if os.path.exists(os.path.join(c.suite_dir, "suite.json")):
     return
   if not c.build_suite_if_missing:
@@ -81,16 +108,29 @@ def estimate_steps(pipeline: Pipeline, batch_size: int, seq_len: int,
 def evaluate(eval_fn, params, c, tokenizer, sharding_, batches: int) -> float:
   """Mean NLL per loss token over the first `batches` held-out batches."""
   cfg = run_config.data_config(c, split="test", tokenizer=tokenizer)
-  it = Pipeline(cfg, process_index=jax.process_index(),
-                process_count=jax.process_count()).iterator()
+  it = local_iterator(shard_pipelines(cfg, c.data.shards, jax.process_index(),
+                                      jax.process_count()))
   nll = count = 0.0
-  for _, batch in zip(range(batches), it):
+  rows = cfg.batch_size // jax.process_count()
+  for _ in range(batches):
+    batch = next(it, None)
+    # Every process runs the same steps: a drained one sends empty rows.
+    if distributed.all_processes(batch is None):
+      break
+    if batch is None:
+      batch = empty_batch(rows, cfg.seq_len)
     n, k = eval_fn(params, make_global_batch(
         {k: batch[k] for k in BATCH_KEYS}, sharding_))
     nll += float(n)
     count += float(k)
   it.close()
   return nll / max(count, 1.0)
+
+
+def say(message: str) -> None:
+  """Console output of the run: process 0 only."""
+  if jax.process_index() == 0:
+    print(message, flush=True)
 
 
 def initial_params(c, model_cfg, mesh, rules):
@@ -104,7 +144,7 @@ def initial_params(c, model_cfg, mesh, rules):
       tokens = templates.get_template(c.data.template).special_tokens
       copied = transfer_special_tokens(model, c.transfer_special_tokens_from,
                                        tokens, base_tokenizer_dir=c.init_from_hf)
-      print(f"copied special-token rows from {c.transfer_special_tokens_from}:"
+      say(f"copied special-token rows from {c.transfer_special_tokens_from}:"
             f" {copied}")
   else:
     model = init_model(model_cfg, mesh=mesh, rules=rules, seed=c.train.seed)
@@ -114,10 +154,12 @@ def initial_params(c, model_cfg, mesh, rules):
 def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
   """Runs (or resumes) training; returns the final summary.
 
-  `stop_after` ends the run after that step as a preemption would (a
-  checkpoint, no final evaluation): tests use it to interrupt a run.
+  `stop_after` (default: `config.train.stop_after`, 0 = never) ends the run
+  after that step as a preemption would (a checkpoint, no final evaluation);
+  running again continues it. For job queues with time limits, and tests.
   """
   run_config.validate(c)
+  stop_after = stop_after or c.train.get("stop_after", 0) or None
   ensure_suite(c)
   os.makedirs(workdir, exist_ok=True)
   primary = jax.process_index() == 0
@@ -127,8 +169,12 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
 
   tokenizer = run_config.tokenizer_path(c)
   data_cfg = run_config.data_config(c, tokenizer=tokenizer)
-  pipeline = Pipeline(data_cfg, process_index=jax.process_index(),
-                      process_count=jax.process_count())
+  try:
+    pipelines = shard_pipelines(data_cfg, c.data.shards, jax.process_index(),
+                                jax.process_count())
+  except ValueError as e:
+    raise run_config.ConfigError(str(e)) from e
+  pipeline = pipelines[0]
   pipeline.check_fits()
   model_cfg = run_config.model_config(c, pipeline.tokenizer.vocab_size)
   if primary:
@@ -148,15 +194,16 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
   if num_steps == 0:
     num_steps, mean_len = estimate_steps(pipeline, data_cfg.batch_size,
                                          data_cfg.seq_len, c.data.num_epochs)
-    print(f"one pass of {c.data.num_epochs} epoch(s) ~ {num_steps} steps "
-          f"({pipeline.num_episodes} episodes, mean {mean_len:.0f} tokens)")
+    say(f"one pass of {c.data.num_epochs} epoch(s) ~ {num_steps} steps "
+        f"({pipeline.num_episodes} episodes, mean {mean_len:.0f} tokens)")
   optimizer, schedule = make_optimizer(run_config.optimizer_config(c),
                                        num_steps)
   trainer = Trainer(model_cfg, optimizer, mesh, rules,
                     microbatches=c.train.microbatches,
                     chunk_size=c.train.loss_chunk_size,
                     skip_nonfinite=c.train.skip_nonfinite_steps)
-  data_iter = pipeline.iterator()
+  data_iter = local_iterator(pipelines)
+  local_rows = data_cfg.batch_size // jax.process_count()
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
                       save_every=c.train.checkpoint_every,
                       keep=c.train.keep_checkpoints)
@@ -165,7 +212,7 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
   if ckpt.latest_step() is not None:
     flat, start = ckpt.restore(flatten_state(abstract), data_iter)
     state = unflatten_state(flat, abstract)
-    print(f"resumed from step {start} ({workdir}/checkpoints)")
+    say(f"resumed from step {start} ({workdir}/checkpoints)")
   else:
     state = trainer.init_state(initial_params(c, model_cfg, mesh, rules))
 
@@ -179,7 +226,10 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
   logging.info("peak %.3g FLOP/s per device (%s)", peak, peak_source)
 
   first_eval_path = os.path.join(workdir, "first_eval.json")
-  if c.train.eval_every and not os.path.exists(first_eval_path):
+  first = None
+  # Decided from the restored step, the same on every process (a file check
+  # would race with process 0 writing it, and evaluation is a collective).
+  if c.train.eval_every and start == 0:
     first = evaluate(eval_fn, state["params"], c, tokenizer,
                      trainer.batch_sharding, c.train.eval_batches)
     writer.write(start, {"eval_loss": first})
@@ -202,14 +252,17 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
   with PreemptionGuard() as guard:
     while step < num_steps:
       with timer.data_wait():
-        try:
-          batch = next(data_iter)
-        except StopIteration:
-          print(f"data exhausted after step {step}")
-          break
+        batch = next(data_iter, None)
+      # Stop when every process has run out; until then a drained process
+      # sends empty rows, so all processes run the same steps.
+      if distributed.all_processes(batch is None):
+        say(f"data exhausted after step {step}")
+        break
+      if batch is None:
+        batch = empty_batch(local_rows, data_cfg.seq_len)
       segment_ids = batch["segment_ids"]
       window["tokens"] += flops_lib.num_real_tokens(segment_ids)
-      window["flops"] += flops_lib.train_step_flops(model_cfg, segment_ids)
+      window["flops"] += float(flops_lib.train_step_flops(model_cfg, segment_ids))
       global_batch = make_global_batch({k: batch[k] for k in BATCH_KEYS},
                                        trainer.batch_sharding)
       state, metrics = step_fn(state, global_batch)
@@ -226,15 +279,23 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
         now = time.perf_counter()
         elapsed = max(now - window_start, 1e-9)
         window_start = now
+        # Tokens, FLOPs and data counters of every process's rows.
+        data_stats = data_iter.stats.as_dict()
+        data_stats.pop("packing_efficiency")
+        totals = distributed.sum_over_processes(
+            {"tokens": int(window["tokens"]), "flops": window["flops"],
+             **{f"data/{k}": v for k, v in data_stats.items()}})
+        totals["data/packing_efficiency"] = (
+            totals["data/nonpad_tokens"] / max(totals["data/tokens"], 1))
         record = {
             "loss": float(m["loss"]), "grad_norm": float(m["grad_norm"]),
             "learning_rate": float(schedule(step - 1)),
             "loss_tokens": float(m["loss_tokens"]),
-            "tokens_per_sec": window["tokens"] / elapsed,
-            "mfu": window["flops"] / elapsed / peak_total,
+            "tokens_per_sec": totals.pop("tokens") / elapsed,
+            "mfu": totals.pop("flops") / elapsed / peak_total,
             "data_wait_fraction": times.get("data_wait_fraction", 0.0),
             "skipped_steps": skipped,
-            **{f"data/{k}": v for k, v in data_iter.stats.as_dict().items()},
+            **totals,
         }
         window = {"tokens": 0, "flops": 0, "nonfinite": 0}
         writer.write(step, record)
@@ -249,7 +310,7 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
             c.train.eval_batches)})
       save(step)
       if guard.should_stop(step) or step == stop_after:
-        print(f"preempted: saving step {step} and exiting")
+        say(f"preempted: saving step {step} and exiting")
         save(step, force=True)
         break
   if pending is not None:
@@ -262,10 +323,11 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
     final = evaluate(eval_fn, state["params"], c, tokenizer,
                      trainer.batch_sharding, c.train.eval_batches)
     writer.write(step, {"eval_loss": final})
-    with open(first_eval_path) as f:
-      first = json.load(f)["eval_loss"]
+    if first is None:  # Resumed: the first evaluation was written earlier.
+      with open(first_eval_path) as f:
+        first = json.load(f)["eval_loss"]
     summary.update(first_eval_loss=first, final_eval_loss=final)
-    print(f"held-out loss on test-split episodes: {first:.4f} at the start "
+    say(f"held-out loss on test-split episodes: {first:.4f} at the start "
           f"-> {final:.4f} after {step} steps")
     if primary:
       with open(os.path.join(workdir, "final_eval.json"), "w") as f:
@@ -299,6 +361,11 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   if _WORKDIR.value is None:
     raise app.UsageError("--workdir is required: the run directory.")
+  try:
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
+                           _PROCESS_ID.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   try:
     train(_CONFIG.value, _WORKDIR.value)
   except (run_config.ConfigError, NonFiniteError) as e:

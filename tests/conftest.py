@@ -148,3 +148,24 @@ def tiny_run(tiny_suite_dir, tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("tiny_run"))
   summary = train_lib.train(tiny_train_config(tiny_suite_dir), workdir)
   return workdir, summary
+
+
+def tiny_train_flags(suite_dir, **train):
+  """`tiny_train_config` as `--config.key=value` flags over configs/tiny.py."""
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+
+  def flat(d, prefix=""):
+    for k, v in d.items():
+      if hasattr(v, "items"):
+        yield from flat(v, f"{prefix}{k}.")
+      else:
+        yield f"{prefix}{k}", v
+
+  base = dict(flat(tiny.get_config()))
+  out = []
+  for key, value in flat(tiny_train_config(suite_dir, **train)):
+    if key not in base or base[key] != value:
+      if isinstance(value, tuple):
+        value = "(" + "".join(f"{v!r}," for v in value) + ")"
+      out.append(f"--config.{key}={value}")
+  return out

@@ -1,0 +1,231 @@
+"""Several real processes on this machine, joined by jax.distributed (gloo).
+
+Two training processes equal one process with the same global batch, mesh
+shape and data shards; a two-process checkpoint restores in two processes and
+continues exactly; a two-process scoring job writes every id once; a process
+that dies makes the other exit with JAX's error instead of hanging.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import tiny_train_config, tiny_train_flags
+from spectrax import distributed
+from spectrax import train as train_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOCAL = os.path.join(REPO, "launch", "local.sh")
+TIMEOUT = 600
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def _env(**extra):
+  env = {k: v for k, v in os.environ.items() if not k.startswith("SPECTRAX_")}
+  env.update(JAX_PLATFORMS="cpu", PYTHON=sys.executable, **extra)
+  return env
+
+
+def _launch(workdir, flags, **env):
+  """`launch/local.sh 2 configs/tiny.py WORKDIR FLAGS` with 4 CPU devices each."""
+  proc = subprocess.run(["bash", LOCAL, "2", "configs/tiny.py", workdir, *flags], cwd=REPO,
+                        env=_env(SPECTRAX_CPU_DEVICES="4", **env), capture_output=True,
+                        text=True, timeout=TIMEOUT)
+  logs = "".join(open(os.path.join(workdir, "logs", f)).read()[-2000:]
+                 for f in sorted(os.listdir(os.path.join(workdir, "logs"))))
+  assert proc.returncode == 0, proc.stderr[-2000:] + logs
+  return proc
+
+
+def _records(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+def _losses(workdir):
+  return [(r["step"], r["loss"]) for r in _records(workdir) if "loss" in r]
+
+
+def _evals(workdir):
+  return [(r["step"], r["eval_loss"]) for r in _records(workdir) if "eval_loss" in r]
+
+
+# -- settings ----------------------------------------------------------------
+
+
+def test_resolve_from_arguments_environment_and_platform():
+  s = distributed.resolve("10.0.0.2:8476", 4, 3, env={})
+  assert (s.coordinator_address, s.num_processes, s.process_id, s.source) == (
+      "10.0.0.2:8476", 4, 3, "arguments")
+  env = {"SPECTRAX_COORDINATOR": "h:1", "SPECTRAX_NUM_PROCESSES": "2",
+         "SPECTRAX_PROCESS_ID": "1"}
+  assert distributed.resolve(env=env).source == "environment"
+  assert distributed.resolve(env={"TPU_WORKER_HOSTNAMES": "a,b"}).source == "Cloud TPU"
+  assert distributed.resolve(env={"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}).source == "SLURM"
+  assert not distributed.resolve(env={"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}).multi_process
+  assert not distributed.resolve(env={}).multi_process
+  assert not distributed.resolve("h:1", 1, 0, env={}).multi_process
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (("h:1", None, None), {}, "set --num_processes, --process_id too"),
+    ((None, None, None), {"SPECTRAX_COORDINATOR": "h:1"},
+     "set SPECTRAX_NUM_PROCESSES, SPECTRAX_PROCESS_ID too"),
+    (("h:1", 2, 2), {}, "0 <= process_id < num_processes"),
+    (("host", 2, 0), {}, "give host:port"),
+    ((None, None, None), {"SPECTRAX_COORDINATOR": "h:1", "SPECTRAX_NUM_PROCESSES": "two",
+                          "SPECTRAX_PROCESS_ID": "0"}, "expected an integer"),
+])
+def test_bad_settings_say_what_to_set(args, env, message):
+  with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+    distributed.resolve(*args, env=env)
+
+
+def test_local_launcher_dry_run_prints_every_command():
+  out = subprocess.run(["bash", LOCAL, "--dry_run", "3", "configs/tiny.py", "runs/x",
+                        "--config.train.num_steps=5"], cwd=REPO, env=_env(PORT="4321"),
+                       capture_output=True, text=True, check=True).stdout.splitlines()
+  assert out[0] == "mkdir -p runs/x/logs" and out[-1].startswith("wait")
+  for i, line in enumerate(out[1:4]):
+    assert (f"SPECTRAX_COORDINATOR=localhost:4321 SPECTRAX_NUM_PROCESSES=3 "
+            f"SPECTRAX_PROCESS_ID={i} ") in line
+    assert line.endswith(f"--workdir=runs/x --config.train.num_steps=5 > "
+                         f"runs/x/logs/process_{i}.log 2>&1 &")
+
+
+# -- training ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tiny_suite_dir, tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("two"))
+  _launch(workdir, tiny_train_flags(tiny_suite_dir))
+  return workdir
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_with_the_same_global_batch(two_process_run, tiny_suite_dir,
+                                                             tmp_path):
+  # One process, 8 devices (conftest), the same 2 data shards and mesh shape.
+  c = tiny_train_config(tiny_suite_dir)
+  c.data.shards = 2
+  train_lib.train(c, str(tmp_path))
+  one, two = _losses(str(tmp_path)), _losses(two_process_run)
+  assert [s for s, _ in two] == list(range(1, 9))
+  # Same data and maths; only the order of cross-process reductions differs.
+  np.testing.assert_allclose([l for _, l in two], [l for _, l in one], rtol=2e-6, atol=0)
+  np.testing.assert_allclose([l for _, l in _evals(two_process_run)],
+                             [l for _, l in _evals(str(tmp_path))], rtol=2e-6, atol=0)
+  # Throughput counts every process's tokens: the same tokens as one process.
+  rec_two = [r for r in _records(two_process_run) if "loss" in r]
+  rec_one = [r for r in _records(str(tmp_path)) if "loss" in r]
+  assert [r["data/nonpad_tokens"] for r in rec_two] == [r["data/nonpad_tokens"] for r in rec_one]
+  assert [r["data/rows"] for r in rec_two] == [8 * s for s in range(1, 9)]
+  logs = os.listdir(os.path.join(two_process_run, "logs"))
+  assert sorted(logs) == ["process_0.log", "process_1.log"]
+
+
+@pytest.mark.slow
+def test_two_process_checkpoint_resumes_exactly(two_process_run, tiny_suite_dir, tmp_path):
+  workdir = str(tmp_path)
+  _launch(workdir, tiny_train_flags(tiny_suite_dir, stop_after=4))
+  assert [s for s, _ in _losses(workdir)] == [1, 2, 3, 4]
+  data_dir = os.path.join(workdir, "checkpoints", "4", "data")
+  assert sorted(f for f in os.listdir(data_dir) if f.startswith("process_")) == [
+      "process_0-of-2.json", "process_1-of-2.json"]
+  proc = _launch(workdir, tiny_train_flags(tiny_suite_dir))
+  assert "resumed from step 4" in open(os.path.join(workdir, "logs", "process_0.log")).read()
+  assert proc.returncode == 0
+  # The same processes and collectives as the uninterrupted run: identical.
+  assert _losses(workdir) == _losses(two_process_run)
+  assert _evals(workdir) == _evals(two_process_run)
+
+
+@pytest.mark.slow
+def test_a_dead_process_stops_the_other(tiny_suite_dir, tmp_path):
+  workdir = str(tmp_path)
+  flags = tiny_train_flags(tiny_suite_dir, num_steps=100000, eval_every=0,
+                           checkpoint_every=100000)
+  port = _free_port()
+  procs = []
+  for i in range(2):
+    env = _env(SPECTRAX_COORDINATOR=f"localhost:{port}", SPECTRAX_NUM_PROCESSES="2",
+               SPECTRAX_PROCESS_ID=str(i), SPECTRAX_CPU_DEVICES="2",
+               SPECTRAX_HEARTBEAT_TIMEOUT="10")
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "spectrax.train", "--config=configs/tiny.py",
+         f"--workdir={workdir}", *flags], cwd=REPO, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True))
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  deadline = time.time() + 300
+  while time.time() < deadline and not (
+      os.path.exists(metrics) and len(open(metrics).readlines()) >= 2):
+    assert procs[0].poll() is None, procs[0].communicate()[0][-3000:]
+    time.sleep(0.5)
+  procs[1].send_signal(signal.SIGKILL)
+  killed = time.time()
+  out, _ = procs[0].communicate(timeout=120)
+  waited = time.time() - killed
+  procs[1].wait()
+  assert procs[0].returncode != 0
+  # JAX's coordination service (missed heartbeats), or gloo noticing the dead
+  # peer first inside a collective: either way a named error, not a hang.
+  markers = ("another task died", "stopped sending heartbeats", "gloo", "Connection closed",
+             "Socket closed")
+  assert any(m in out for m in markers), out[-3000:]
+  assert waited < 60, waited  # Heartbeat timeout 10 s, plus detection slack.
+
+
+# -- scoring -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_process_scoring_writes_every_id_once(tiny_run, tmp_path):
+  workdir, _ = tiny_run
+  rng = np.random.default_rng(0)
+  words = ["Heads", "Tails", "coin", "red", "blue", "urn", "draw", "number"]
+  lines = [{"id": f"q{i}", "prompt": " ".join(rng.choice(words, rng.integers(3, 30))),
+            "options": [" " + w for w in rng.choice(words, 3, replace=False)]}
+           for i in range(15)]
+  requests = tmp_path / "requests.jsonl"
+  requests.write_text("".join(json.dumps(l) + "\n" for l in lines))
+  out = tmp_path / "scores.jsonl"
+  port = _free_port()
+  args = [sys.executable, "-m", "spectrax.score", f"--input={requests}", f"--output={out}",
+          f"--workdir={workdir}", "--buckets=128", "--rows_per_batch=2", "--no_progress"]
+  procs = [subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True,
+                            env=_env(SPECTRAX_COORDINATOR=f"localhost:{port}",
+                                     SPECTRAX_NUM_PROCESSES="2", SPECTRAX_PROCESS_ID=str(i),
+                                     SPECTRAX_CPU_DEVICES="2"))
+           for i in range(2)]
+  outs = [p.communicate(timeout=TIMEOUT)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
+  got = [json.loads(l) for l in out.read_text().splitlines()]
+  assert sorted(g["id"] for g in got) == sorted(l["id"] for l in lines)
+  assert not [f for f in os.listdir(tmp_path) if ".part-" in f]
+  # The same scores as one process.
+  from spectrax import score  # pylint: disable=g-import-not-at-top
+  from spectrax.load_model import load_model  # pylint: disable=g-import-not-at-top
+  from spectrax.scorer import Scorer  # pylint: disable=g-import-not-at-top
+  loaded = load_model(workdir=workdir)
+  single = tmp_path / "single.jsonl"
+  score.score_file(str(requests), str(single), Scorer(loaded.model, loaded.tokenizer,
+                                                      buckets=(128,), rows_per_batch=2),
+                   progress=False)
+  want = {o["id"]: o for o in map(json.loads, single.read_text().splitlines())}
+  for g in got:
+    np.testing.assert_allclose(g["logprobs"], want[g["id"]]["logprobs"], atol=1e-5, rtol=0)
+    assert g["num_tokens"] == want[g["id"]]["num_tokens"]
