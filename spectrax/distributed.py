@@ -38,6 +38,10 @@ ENV_NUM_PROCESSES = "SPECTRAX_NUM_PROCESSES"
 ENV_PROCESS_ID = "SPECTRAX_PROCESS_ID"
 ENV_CPU_DEVICES = "SPECTRAX_CPU_DEVICES"
 ENV_HEARTBEAT = "SPECTRAX_HEARTBEAT_TIMEOUT"
+# Comma-separated accelerator ids this process drives. JAX's SLURM detection
+# gives each process only the GPU numbered SLURM_LOCALID; one process per
+# node must name all of them (launch/gpu_slurm.sbatch does).
+ENV_LOCAL_DEVICE_IDS = "SPECTRAX_LOCAL_DEVICE_IDS"
 DEFAULT_HEARTBEAT_TIMEOUT = 60
 
 # Environment variables by which JAX's cluster detection recognises a platform.
@@ -138,6 +142,13 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   heartbeat = heartbeat_timeout_seconds or _int(os.environ.get(ENV_HEARTBEAT),
                                                 ENV_HEARTBEAT) or DEFAULT_HEARTBEAT_TIMEOUT
   kwargs = dict(heartbeat_timeout_seconds=heartbeat)
+  ids = os.environ.get(ENV_LOCAL_DEVICE_IDS, "").strip()
+  if ids:
+    try:
+      kwargs["local_device_ids"] = [int(i) for i in ids.split(",")]
+    except ValueError:
+      raise ValueError(f"{ENV_LOCAL_DEVICE_IDS}={ids!r}: expected comma-separated integers, "
+                       "e.g. 0,1,2,3,4,5,6,7") from None
   if settings.coordinator_address is not None:
     kwargs.update(coordinator_address=settings.coordinator_address,
                   num_processes=settings.num_processes, process_id=settings.process_id)

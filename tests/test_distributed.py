@@ -229,3 +229,51 @@ def test_two_process_scoring_writes_every_id_once(tiny_run, tmp_path):
   for g in got:
     np.testing.assert_allclose(g["logprobs"], want[g["id"]]["logprobs"], atol=1e-5, rtol=0)
     assert g["num_tokens"] == want[g["id"]]["num_tokens"]
+
+
+# -- launch scripts ------------------------------------------------------------
+
+
+def _dry(*args, **env):
+  return subprocess.run(["bash", *args], cwd=REPO, env=_env(**env), capture_output=True,
+                        text=True, check=True).stdout.splitlines()
+
+
+def test_tpu_pod_dry_run_covers_the_lifecycle():
+  common = ["--zone=us-east5-a", "--bucket=bkt", "--accelerator=v5p-64"]
+  create = _dry("launch/tpu_pod.sh", "--dry_run", "create", *common)
+  assert create == ["gcloud compute tpus tpu-vm create spectrax --zone=us-east5-a "
+                    "--accelerator-type=v5p-64 --version=v2-alpha-tpuv5"]
+  queued = _dry("launch/tpu_pod.sh", "--dry_run", "create", "--queued", "--spot", *common)
+  assert queued[0].startswith("gcloud compute tpus queued-resources create spectrax")
+  assert queued[0].endswith("--spot")
+  setup = _dry("launch/tpu_pod.sh", "--dry_run", "setup", *common)
+  assert "--worker=all" in setup[-1] and "pip install -q -r requirements.txt" in setup[-1]
+  assert "gcsfuse --implicit-dirs bkt /gcs/bkt" in setup[-1]
+  train = _dry("launch/tpu_pod.sh", "--dry_run", "train", *common, "--",
+               "--config.optimizer.learning_rate=1e-6")
+  assert "--worker=all" in train[0]
+  assert ("python -m spectrax.train --config=configs/gemma12b.py "
+          "--workdir=/gcs/bkt/runs/gemma12b --config.suite_dir=/gcs/bkt/suite "
+          "'\\''--config.optimizer.learning_rate=1e-6'\\''") in train[0]
+  stop = _dry("launch/tpu_pod.sh", "--dry_run", "stop", *common)
+  assert "pkill -TERM -f" in stop[0]
+  assert _dry("launch/tpu_pod.sh", "--dry_run", "delete", *common) == [
+      "gcloud compute tpus tpu-vm delete spectrax --zone=us-east5-a --quiet"]
+  missing = subprocess.run(["bash", "launch/tpu_pod.sh", "--dry_run", "train", "--zone=z"],
+                           cwd=REPO, capture_output=True, text=True)
+  assert missing.returncode == 2 and "set --bucket" in missing.stderr
+
+
+def test_slurm_dry_run_per_node_and_per_gpu():
+  node = _dry("launch/gpu_slurm.sbatch", "--dry_run", "configs/qwen14b.py:gpu", "/shared/q",
+              "--config.train.num_steps=10")
+  assert node[1].startswith("srun --kill-on-bad-exit=1 --wait=60 bash -c ")
+  assert "SPECTRAX_LOCAL_DEVICE_IDS=$(nvidia-smi" in node[1]
+  assert "exec python -m spectrax.train --config=" in node[1]
+  gpu = _dry("launch/gpu_slurm.sbatch", "--dry_run", "configs/qwen14b.py:gpu", "/shared/q",
+             PROCESS_PER="gpu")
+  assert "SPECTRAX_LOCAL_DEVICE_IDS" not in gpu[1]
+  with open(os.path.join(REPO, "launch", "gpu_slurm.sbatch")) as f:
+    header = f.read()
+  assert "#SBATCH --signal=B:TERM@300" in header and "#SBATCH --ntasks-per-node=1" in header
