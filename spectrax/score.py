@@ -320,6 +320,26 @@ def score_file(input_path: str, output_path: str, scorer: Scorer, *, skip_bad: b
   return {**counts, **scorer.stats}
 
 
+def config_settings(spec: str) -> dict:
+  """Scoring settings from a training config file: ``PATH[:ARG]`` as ``--config`` takes.
+
+  Returns ``tensor`` (the mesh's tensor ways), ``dtype`` (compute) and
+  ``attention_backend``; parameters are loaded in the compute dtype.
+  """
+  # pylint: disable-next=g-import-not-at-top
+  import importlib.util
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise ValueError(f"--config={spec!r}: no file {path!r} (e.g. configs/gemma12b.py:gpu)")
+  module_spec = importlib.util.spec_from_file_location("spectrax_score_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  c = module.get_config(arg) if arg else module.get_config()
+  tensor = int(c.mesh.get("tensor", 1))
+  return {"tensor": tensor if tensor > 0 else 1, "dtype": c.model.dtype,
+          "param_dtype": c.model.dtype, "attention_backend": c.model.attention_backend}
+
+
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="python -m spectrax.score", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -335,7 +355,11 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--buckets", default="256,512,1024,2048,4096", help="row lengths, comma-separated")
   p.add_argument("--rows_per_batch", type=int, default=8,
                  help="rows per step; rounded up to a multiple of the device count")
-  p.add_argument("--tensor", type=int, default=1, help="tensor-parallel ways (per host)")
+  p.add_argument("--config", default=None,
+                 help="a training config (configs/NAME.py[:ARG]) whose mesh.tensor, model.dtype "
+                      "and model.attention_backend to use; the flags below override it")
+  p.add_argument("--tensor", type=int, default=None, help="tensor-parallel ways (per host; "
+                 "default 1)")
   p.add_argument("--dtype", default=None, help="activation dtype override, e.g. bfloat16")
   p.add_argument("--param_dtype", default=None, help="parameter dtype override")
   p.add_argument("--attention_backend", default=None, help="dense | xla | cudnn | splash")
@@ -373,10 +397,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.input}:{line}: {reason} ({len(bad)} malformed lines in all; fix them or pass "
           "--skip_bad)", file=sys.stderr)
     return 2
+  try:
+    from_config = config_settings(args.config) if args.config else {}
+  except ValueError as e:
+    _parser().error(str(e))
   devices = jax.local_devices()
-  mesh = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": args.tensor}, devices=devices)
-  overrides = {k: getattr(args, k) for k in ("dtype", "param_dtype", "attention_backend")
-               if getattr(args, k) is not None}
+  tensor = args.tensor or from_config.pop("tensor", 1)
+  mesh = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": tensor}, devices=devices)
+  overrides = {**from_config, **{k: getattr(args, k) for k in ("dtype", "param_dtype",
+                                                               "attention_backend")
+                                 if getattr(args, k) is not None}}
   loaded = load_model(hf_checkpoint=args.hf_checkpoint, workdir=args.workdir, step=args.step,
                       mesh=mesh, **overrides)
   scorer = Scorer(loaded.model, loaded.tokenizer, mesh=mesh, buckets=buckets,

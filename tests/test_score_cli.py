@@ -198,3 +198,11 @@ def test_main_with_hf_checkpoint(clean, requests_path, hf_dir, tmp_path, capsys)
   bad = write_jsonl(tmp_path / "bad.jsonl", make_lines(2), raw=[(1, "nope")])
   assert score.main([f"--input={bad}", f"--output={out}.2", f"--hf_checkpoint={hf_dir}"]) == 2
   assert "bad.jsonl:2: not JSON" in capsys.readouterr().err
+
+
+def test_settings_from_a_training_config():
+  assert score.config_settings("configs/gemma12b.py:gpu") == {
+      "tensor": 1, "dtype": "bfloat16", "param_dtype": "bfloat16", "attention_backend": "cudnn"}
+  assert score.config_settings("configs/llama8b.py")["attention_backend"] == "splash"
+  with pytest.raises(ValueError, match="no file 'configs/nope.py'"):
+    score.config_settings("configs/nope.py")
