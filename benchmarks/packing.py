@@ -27,17 +27,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
+
+from benchmarks.cli import arg  # noqa: E402
 from absl import flags as absl_flags  # noqa: E402
 
 from data_pipelines import build, registry  # noqa: E402
 from spectrax.pipeline import DataConfig, Pipeline  # noqa: E402
 
 
-def _arg(name, default):
-  for a in sys.argv[1:]:
-    if a.startswith(f"--{name}="):
-      return type(default)(a.split("=", 1)[1])
-  return default
 
 
 def ensure_suite(path: str | None) -> str:
@@ -97,7 +94,7 @@ def measure(suite: str, seq_len: int, packing: str) -> dict:
 
 def main():
   absl_flags.FLAGS.mark_as_parsed()
-  suite = ensure_suite(_arg("suite", ""))
+  suite = ensure_suite(arg("suite", ""))
   results = {"suite": suite}
   # Episode lengths of the stream itself, for the authors' layout and BFD.
   p = Pipeline(DataConfig(suite_dir=suite, template="gemma", seq_len=1024,

@@ -23,16 +23,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-
-def _arg(name, default):
-  for a in sys.argv[1:]:
-    if a.startswith(f"--{name}="):
-      return type(default)(a.split("=", 1)[1])
-  return default
+from benchmarks.cli import arg  # noqa: E402
 
 
-LAYERS, HIDDEN = _arg("layers", 4), _arg("hidden", 256)
-BATCH, SEQ, STEPS = _arg("batch", 8), _arg("seq", 256), _arg("steps", 10)
+
+
+LAYERS, HIDDEN = arg("layers", 4), arg("hidden", 256)
+BATCH, SEQ, STEPS = arg("batch", 8), arg("seq", 256), arg("steps", 10)
 VOCAB = 4096
 HF = dict(model_type="llama", hidden_size=HIDDEN, intermediate_size=4 * HIDDEN,
           num_hidden_layers=LAYERS, num_attention_heads=HIDDEN // 64,

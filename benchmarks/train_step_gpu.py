@@ -19,12 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.cli import arg  # noqa: E402
 
-def _arg(name, default):
-  for a in sys.argv[1:]:
-    if a.startswith(f"--{name}="):
-      return type(default)(a.split("=", 1)[1])
-  return default
+
 
 
 def main():
@@ -34,8 +31,8 @@ def main():
   from spectrax import hardware, sharding
   from spectrax.models import ModelConfig, init_model
   from spectrax.train_step import OptimizerConfig, Trainer, make_optimizer
-  hidden, layers = _arg("hidden", 2048), _arg("layers", 16)
-  seq, rows, steps = _arg("seq", 2048), _arg("batch", 8), _arg("steps", 10)
+  hidden, layers = arg("hidden", 2048), arg("layers", 16)
+  seq, rows, steps = arg("seq", 2048), arg("batch", 8), arg("steps", 10)
   cfg = ModelConfig.from_hf(dict(
       model_type="llama", hidden_size=hidden, intermediate_size=4 * hidden,
       num_hidden_layers=layers, num_attention_heads=hidden // 128,
@@ -43,11 +40,11 @@ def main():
       vocab_size=128_256, rms_norm_eps=1e-5, rope_theta=500000.0,
       max_position_embeddings=8192, tie_word_embeddings=False,
       hidden_act="silu"), dtype="bfloat16",
-      attention_backend=_arg("attention", "cudnn"), remat_policy="full")
+      attention_backend=arg("attention", "cudnn"), remat_policy="full")
   mesh = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1})
   opt, _ = make_optimizer(OptimizerConfig(learning_rate=1e-5), 100)
   trainer = Trainer(cfg, opt, mesh, sharding.DEFAULT_RULES,
-                    microbatches=_arg("microbatches", 1))
+                    microbatches=arg("microbatches", 1))
   state = trainer.init_state(nnx.state(init_model(cfg, mesh=mesh), nnx.Param))
   rng = np.random.default_rng(0)
   seg = np.zeros((rows, seq), np.int32)

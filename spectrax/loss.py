@@ -42,18 +42,34 @@ def next_token_targets(tokens: jax.Array, loss_mask: jax.Array,
   return targets, weights
 
 
-def _logprobs(hidden: jax.Array, head: jax.Array, targets: jax.Array, softcap: float | None,
-              chunk: int) -> jax.Array:
-  """``log p(targets)`` for ``hidden`` ``[batch, n, embed]``; float32 ``[batch, n]``."""
+def split_positions(hidden: jax.Array, targets: jax.Array, chunk: int):
+  """Positions in chunks, for a ``lax.scan`` that holds one chunk's logits at a time.
+
+  Args:
+    hidden: ``[batch, n, embed]``; targets: ``[batch, n]``.
+    chunk: positions per chunk (clipped to ``[1, n]``; the end is zero-padded).
+
+  Returns:
+    ``hs`` ``[chunks, batch, chunk, embed]``, ``ts`` ``[chunks, batch, chunk]``
+    int32, and ``merge``: per-position results ``[chunks, batch, chunk]`` ->
+    ``[batch, n]``.
+  """
   b, n, d = hidden.shape
   chunk = max(1, min(chunk, n))
   padded = -(-n // chunk) * chunk
+  targets = targets.astype(jnp.int32)
   if padded != n:
     hidden = jnp.pad(hidden, ((0, 0), (0, padded - n), (0, 0)))
     targets = jnp.pad(targets, ((0, 0), (0, padded - n)))
-  # [chunks, batch, chunk, ...] so the scan walks positions.
   hs = hidden.reshape(b, padded // chunk, chunk, d).swapaxes(0, 1)
   ts = targets.reshape(b, padded // chunk, chunk).swapaxes(0, 1)
+  return hs, ts, lambda x: x.swapaxes(0, 1).reshape(b, padded)[:, :n]
+
+
+def _logprobs(hidden: jax.Array, head: jax.Array, targets: jax.Array, softcap: float | None,
+              chunk: int) -> jax.Array:
+  """``log p(targets)`` for ``hidden`` ``[batch, n, embed]``; float32 ``[batch, n]``."""
+  hs, ts, merge = split_positions(hidden, targets, chunk)
   head = head.astype(hidden.dtype)
 
   @jax.checkpoint
@@ -65,7 +81,7 @@ def _logprobs(hidden: jax.Array, head: jax.Array, targets: jax.Array, softcap: f
     return picked - jax.nn.logsumexp(logits, axis=-1)
 
   _, out = jax.lax.scan(lambda c, x: (c, one(*x)), None, (hs, ts))
-  return out.swapaxes(0, 1).reshape(b, padded)[:, :n]
+  return merge(out)
 
 
 def chunked_cross_entropy(hidden: jax.Array, head: jax.Array, targets: jax.Array,

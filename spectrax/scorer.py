@@ -37,6 +37,7 @@ from spectrax import sharding
 from spectrax import scoring_layout as layout_lib
 from spectrax import templates as templates_lib
 from spectrax.episodes import format_episode
+from spectrax.loss import split_positions
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +95,7 @@ def token_stats_at(hidden: jax.Array, head: jax.Array, indices: jax.Array, targe
     ``[batch, n]`` float32.
   """
   gathered = jnp.take_along_axis(hidden, indices[..., None].astype(jnp.int32), axis=1)
-  b, n, d = gathered.shape
-  chunk = max(1, min(chunk_size, n))
-  padded = -(-n // chunk) * chunk
-  targets = targets.astype(jnp.int32)
-  if padded != n:
-    gathered = jnp.pad(gathered, ((0, 0), (0, padded - n), (0, 0)))
-    targets = jnp.pad(targets, ((0, 0), (0, padded - n)))
-  hs = gathered.reshape(b, padded // chunk, chunk, d).swapaxes(0, 1)
-  ts = targets.reshape(b, padded // chunk, chunk).swapaxes(0, 1)
+  hs, ts, merge = split_positions(gathered, targets, chunk_size)
   head = head.astype(gathered.dtype)
 
   def one(_, x):
@@ -118,7 +111,7 @@ def token_stats_at(hidden: jax.Array, head: jax.Array, indices: jax.Array, targe
 
   _, outs = jax.lax.scan(one, None, (hs, ts))
   names = ("logprob", "greedy", "top_prob")
-  return {k: v.swapaxes(0, 1).reshape(b, padded)[:, :n] for k, v in zip(names, outs)}
+  return {k: merge(v) for k, v in zip(names, outs)}
 
 
 @dataclasses.dataclass
