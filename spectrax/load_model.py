@@ -75,5 +75,7 @@ def _from_workdir(workdir, step, mesh, rules, overrides) -> LoadedModel:
   ckpt.close()
   state = unflatten_state(flat, abstract)
   model = nnx.merge(trainer.graphdef, state["params"])
-  return LoadedModel(model, load_tokenizer(run["tokenizer"]), run["template"],
+  # Relative: the run's own copy (moves with the workdir); absolute: older runs.
+  tokenizer = os.path.join(workdir, run["tokenizer"])
+  return LoadedModel(model, load_tokenizer(tokenizer), run["template"],
                      f"{os.path.basename(os.path.normpath(workdir))}@{restored}")

@@ -260,3 +260,29 @@ def _train(spm, texts, model, vocab_size, special_tokens):
       train_extremely_large_corpus=False,
       minloglevel=2,
   )
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".gguf", ".ckpt")
+_MAX_TOKENIZER_FILE = 64 << 20
+
+
+def snapshot_tokenizer(path: str, dest: str) -> str:
+  """Copies a tokenizer (a `.model` file, or an HF directory's tokenizer files
+  without its weights) into `dest`, so a run directory is self-contained.
+
+  Returns:
+    The copy's path, as `load_tokenizer` takes it.
+  """
+  # pylint: disable-next=g-import-not-at-top
+  import shutil
+  os.makedirs(dest, exist_ok=True)
+  if os.path.isfile(path):
+    target = os.path.join(dest, os.path.basename(path))
+    shutil.copyfile(path, target)
+    return target
+  for name in sorted(os.listdir(path)):
+    src = os.path.join(path, name)
+    if (os.path.isfile(src) and not name.endswith(_WEIGHT_SUFFIXES)
+        and not name.endswith(".index.json") and os.path.getsize(src) <= _MAX_TOKENIZER_FILE):
+      shutil.copyfile(src, os.path.join(dest, name))
+  return dest

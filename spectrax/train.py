@@ -37,6 +37,7 @@ from spectrax.pipeline import (Pipeline, empty_batch, local_iterator,
                                make_global_batch, shard_pipelines)
 from spectrax.preemption import PreemptionGuard
 from spectrax.state_io import flatten_state, unflatten_state
+from spectrax.tokenizer import snapshot_tokenizer
 from spectrax.train_step import BATCH_KEYS, Trainer, make_optimizer
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -55,6 +56,7 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index "
 
 
 RUN_FILE = "run.json"  # template, tokenizer and model config, for loaders
+TOKENIZER_DIR = "tokenizer"  # the run's copy of its tokenizer
 
 
 class NonFiniteError(RuntimeError):
@@ -178,9 +180,14 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
   pipeline.check_fits()
   model_cfg = run_config.model_config(c, pipeline.tokenizer.vocab_size)
   if primary:
+    # The run directory carries its tokenizer: it can be moved or copied
+    # (from a pod to a workstation) and still load (spectrax.load_model).
+    copy = snapshot_tokenizer(pipeline.tokenizer_path,
+                              os.path.join(workdir, TOKENIZER_DIR))
     with open(os.path.join(workdir, RUN_FILE), "w") as f:
       json.dump({"template": c.data.template,
-                 "tokenizer": os.path.abspath(pipeline.tokenizer_path),
+                 "tokenizer": os.path.relpath(copy, workdir),
+                 "tokenizer_source": os.path.abspath(pipeline.tokenizer_path),
                  "model_config": json.loads(model_cfg.to_json())}, f, indent=1)
   try:
     mesh = sharding.make_mesh(c.mesh.to_dict())

@@ -156,3 +156,28 @@ def test_load_model_from_workdir_reproduces_final_eval(tiny_suite_dir,
                             nnx.state(loaded.model, nnx.Param), c, None,
                             trainer.batch_sharding, c.train.eval_batches)
   assert loss == pytest.approx(summary["final_eval_loss"], rel=1e-6)
+
+
+def test_a_moved_workdir_loads_with_its_own_tokenizer(tiny_run, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  from spectrax.load_model import load_model  # pylint: disable=g-import-not-at-top
+  from spectrax.tokenizer import load_tokenizer  # pylint: disable=g-import-not-at-top
+  moved = shutil.copytree(tiny_run[0], tmp_path / "moved")
+  with open(moved / "run.json") as f:
+    run = json.load(f)
+  assert run["tokenizer"] == os.path.join("tokenizer", "tokenizer.model")
+  loaded = load_model(workdir=str(moved))
+  text = "Heads Tails 0 1 <start_of_turn>output\n"
+  assert loaded.tokenizer.encode(text) == load_tokenizer(run["tokenizer_source"]).encode(text)
+  assert loaded.name == "moved@8"
+
+
+def test_tokenizer_snapshot_skips_weights(tmp_path):
+  from spectrax.tokenizer import snapshot_tokenizer  # pylint: disable=g-import-not-at-top
+  src = tmp_path / "hf"
+  src.mkdir()
+  for name in ("tokenizer.json", "tokenizer_config.json", "config.json", "model.safetensors",
+               "model-00001-of-00002.safetensors", "model.safetensors.index.json"):
+    (src / name).write_text("{}")
+  out = snapshot_tokenizer(str(src), str(tmp_path / "copy"))
+  assert sorted(os.listdir(out)) == ["config.json", "tokenizer.json", "tokenizer_config.json"]
