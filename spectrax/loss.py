@@ -18,6 +18,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from spectrax.models.layers import project
+
 
 def next_token_targets(tokens: jax.Array, loss_mask: jax.Array,
                        segment_ids: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -74,7 +76,7 @@ def _logprobs(hidden: jax.Array, head: jax.Array, targets: jax.Array, softcap: f
 
   @jax.checkpoint
   def one(h, t):
-    logits = jnp.einsum("bcd,dv->bcv", h, head, preferred_element_type=jnp.float32)
+    logits = project(h, head, preferred_element_type=jnp.float32)
     if softcap is not None:
       logits = jnp.tanh(logits / softcap) * softcap
     picked = jnp.take_along_axis(logits, t[..., None], axis=-1)[..., 0]

@@ -38,6 +38,7 @@ from spectrax import scoring_layout as layout_lib
 from spectrax import templates as templates_lib
 from spectrax.episodes import format_episode
 from spectrax.loss import split_positions
+from spectrax.models.layers import project
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def token_stats_at(hidden: jax.Array, head: jax.Array, indices: jax.Array, targe
 
   def one(_, x):
     h, t = x
-    logits = jnp.einsum("bcd,dv->bcv", h, head, preferred_element_type=jnp.float32)
+    logits = project(h, head, preferred_element_type=jnp.float32)
     if softcap is not None:
       logits = jnp.tanh(logits / softcap) * softcap
     lse = jax.nn.logsumexp(logits, axis=-1)

@@ -36,7 +36,7 @@ from flax import nnx
 
 from spectrax import sharding
 from spectrax.models.config import GLOBAL_WINDOW, ModelConfig
-from spectrax.models.layers import RMSNorm, apply_rope, param
+from spectrax.models.layers import RMSNorm, apply_rope, param, project
 
 # Finite, so that a fully masked row (a padding token) gives a uniform softmax
 # rather than NaN; far below any real logit even after soft-capping.
@@ -192,9 +192,9 @@ class Attention(nnx.Module):
     ``x.dtype``. Shared with the KV-cache decoder (``decode.py``).
     """
     dt = x.dtype
-    q = jnp.einsum("bld,dnh->blnh", x, self.q[...].astype(dt))
-    k = jnp.einsum("bld,dkh->blkh", x, self.k[...].astype(dt))
-    v = jnp.einsum("bld,dkh->blkh", x, self.v[...].astype(dt))
+    q = project(x, self.q[...].astype(dt))
+    k = project(x, self.k[...].astype(dt))
+    v = project(x, self.v[...].astype(dt))
     if self.cfg.qk_norm:
       q, k = self.q_norm(q), self.k_norm(k)
     q = sharding.constrain(apply_rope(q, positions, inv_freq), ("batch", "length", "heads", "head_dim"))
@@ -205,4 +205,4 @@ class Attention(nnx.Module):
   def output(self, out):
     """The output projection: ``[batch, length, heads, head_dim]`` -> ``[batch, length, embed]``."""
     out = sharding.constrain(out, ("batch", "length", "heads", "head_dim"))
-    return jnp.einsum("blnh,nhd->bld", out, self.o[...].astype(out.dtype))
+    return project(out, self.o[...].astype(out.dtype), 2)

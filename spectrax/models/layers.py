@@ -12,6 +12,7 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 Initializer = jax.nn.initializers.Initializer
@@ -72,6 +73,22 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
   return x * cos + rotated * sin
 
 
+def project(x: jax.Array, w: jax.Array, contract: int = 1, **dot_kwargs) -> jax.Array:
+  """``x[..., K]`` times ``w[K, N...]`` (``contract`` trailing/leading dims in ``K``).
+
+  Equal to ``jnp.tensordot(x, w, contract)``. On CPU the leading dims are
+  folded into rows first: XLA:CPU runs a 2-D GEMM (and its gradients) about
+  twice as fast as the same product as a 3-D ``dot_general``. Elsewhere the
+  einsum form is kept, which sharding propagation handles best.
+  """
+  if jax.default_backend() != "cpu":
+    return jnp.tensordot(x, w, contract, **dot_kwargs)
+  lead, inner = x.shape[:x.ndim - contract], w.shape[contract:]
+  k = int(np.prod(w.shape[:contract]))
+  out = jnp.matmul(x.reshape(-1, k), w.reshape(k, -1), **dot_kwargs)
+  return out.reshape(*lead, *inner)
+
+
 class Mlp(nnx.Module):
   """Gated MLP: ``down(act(gate(x)) * up(x))`` with GeGLU (tanh gelu) or SwiGLU."""
 
@@ -85,10 +102,10 @@ class Mlp(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """x: ``[batch, length, embed]`` compute dtype -> same."""
     dt = x.dtype
-    gate = jnp.einsum("bld,df->blf", x, self.gate[...].astype(dt))
-    up = jnp.einsum("bld,df->blf", x, self.up[...].astype(dt))
+    gate = project(x, self.gate[...].astype(dt))
+    up = project(x, self.up[...].astype(dt))
     if self.activation == "gelu_tanh":
       act = jax.nn.gelu(gate, approximate=True)
     else:
       act = jax.nn.silu(gate)
-    return jnp.einsum("blf,fd->bld", act * up, self.down[...].astype(dt))
+    return project(act * up, self.down[...].astype(dt))
