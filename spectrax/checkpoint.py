@@ -193,6 +193,24 @@ class Checkpointer:
     return self._restore_with_fallback(step, load, "state and data",
                                        set_aside=True)
 
+  def restore_params(self, abstract_params: dict[str, Any],
+                     step: int | None = None) -> tuple[dict[str, Any], int]:
+    """Restores only some state leaves (e.g. `params.*`), reading nothing else.
+
+    For evaluation and export: the optimizer state (twice the parameters
+    for AdamW) is never read. `abstract_params` maps flat state names to
+    `jax.ShapeDtypeStruct`s with shardings. Falls back past unreadable
+    checkpoints like `restore` (without moving them aside).
+    """
+    restore_args = ocp.checkpoint_utils.construct_restore_args(abstract_params)
+
+    def load(s: int):
+      args = ocp.args.PyTreeRestore(item=abstract_params, restore_args=restore_args,
+                                    partial_restore=True)
+      return self._manager.restore(s, args=ocp.args.Composite(**{STATE: args}))[STATE]
+
+    return self._restore_with_fallback(step, load, "parameters", set_aside=False)
+
   def restore_config(self, step: int | None = None) -> dict:
     """The config saved with `step` (None: the newest readable checkpoint)."""
 

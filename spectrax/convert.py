@@ -5,8 +5,11 @@
         --transfer_special_tokens_from=gemma-3-12b-it
     # spectrax -> HF (safetensors shards + index, config.json, tokenizer files):
     python -m spectrax.convert --from_spectrax=ckpt/base --to_hf=out/hf --dtype=bfloat16
+    # a training run (its newest checkpoint, or --step) -> HF, for vLLM / transformers:
+    python -m spectrax.convert --from_workdir=runs/gemma12b --to_hf=out/tuned --dtype=bfloat16
 
-One source (``--from_hf`` or ``--from_spectrax``), any of the two targets.
+One source (``--from_hf``, ``--from_spectrax`` or ``--from_workdir``), any of
+the two targets.
 Parameters are placed on all local devices (``--mesh``, FSDP by default), so
 a model larger than one accelerator converts as long as it fits the host set.
 """
@@ -48,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument("--from_hf", help="HF model directory (config.json + safetensors)")
   src.add_argument("--from_spectrax", help="spectrax checkpoint directory (save_params)")
+  src.add_argument("--from_workdir", help="a python -m spectrax.train run directory")
+  p.add_argument("--step", type=int, help="with --from_workdir: the checkpoint step (default: "
+                 "the newest readable)")
   p.add_argument("--to_spectrax", help="write a spectrax checkpoint here (must not exist)")
   p.add_argument("--to_hf", help="write an HF directory here")
   p.add_argument("--transfer_special_tokens_from", metavar="INSTRUCT_DIR",
@@ -63,12 +69,21 @@ def main(argv: list[str] | None = None) -> int:
   args = p.parse_args(argv)
   if not (args.to_spectrax or args.to_hf):
     p.error("give --to_spectrax and/or --to_hf")
+  if args.step is not None and not args.from_workdir:
+    p.error("--step goes with --from_workdir")
 
   from spectrax import params_io  # after flag parsing: importing jax is slow
   mesh = sharding.make_mesh(_parse_mesh(args.mesh))
   if args.from_hf:
     model = load_hf(args.from_hf, mesh=mesh, param_dtype=args.param_dtype)
     tokenizer_src = args.from_hf
+  elif args.from_workdir:
+    from spectrax.load_model import load_model  # pylint: disable=g-import-not-at-top
+    loaded = load_model(workdir=args.from_workdir, step=args.step, mesh=mesh,
+                        param_dtype=args.param_dtype)
+    model = loaded.model
+    print(f"loaded {loaded.name} (template {loaded.template})")
+    tokenizer_src = os.path.join(args.from_workdir, TOKENIZER_SUBDIR)
   else:
     model = params_io.restore_params(args.from_spectrax, mesh=mesh, param_dtype=args.param_dtype)
     tokenizer_src = os.path.join(args.from_spectrax, TOKENIZER_SUBDIR)

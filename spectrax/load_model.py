@@ -66,12 +66,11 @@ def _from_workdir(workdir, step, mesh, rules, overrides) -> LoadedModel:
     model_cfg = dataclasses.replace(model_cfg, **overrides)
   optimizer, _ = make_optimizer(run_config.optimizer_config(c), 1)
   trainer = Trainer(model_cfg, optimizer, mesh, rules)
-  abstract = trainer.abstract_state()
+  abstract = {"params": trainer.abstract_state()["params"]}
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), save_every=1,
                       keep=1_000_000)
-  # The optimizer state is restored too (orbax restores what it is given);
-  # it is dropped at once.
-  flat, restored = ckpt.restore(flatten_state(abstract), None, step=step)
+  # Parameters only: the optimizer state (2x the parameters) is not read.
+  flat, restored = ckpt.restore_params(flatten_state(abstract), step=step)
   ckpt.close()
   state = unflatten_state(flat, abstract)
   model = nnx.merge(trainer.graphdef, state["params"])

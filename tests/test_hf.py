@@ -269,3 +269,19 @@ def test_transfer_refuses_multi_piece_token(checkpoints, loaded, tmp_path):
   write_tokenizer(instruct, ("<|im_start|>",))
   with pytest.raises(ValueError, match="'<|im_end|>' is not a single token"):
     transfer_special_tokens(loaded["qwen3"], instruct, ("<|im_start|>", "<|im_end|>"))
+
+
+def test_training_workdir_exports_to_transformers(tiny_run, tmp_path):
+  """`convert --from_workdir` writes the trained model as an HF directory that
+  transformers loads with the same logits and the run's tokenizer."""
+  from spectrax.load_model import load_model  # pylint: disable=g-import-not-at-top
+  out = str(tmp_path / "hf")
+  assert convert.main([f"--from_workdir={tiny_run[0]}", "--step=8", f"--to_hf={out}"]) == 0
+  assert "tokenizer.model" in os.listdir(out)
+  ours = load_model(workdir=tiny_run[0])
+  ids = np.asarray([ours.tokenizer.encode("<start_of_turn>output\nHeads<end_of_turn>\n")],
+                   np.int32)
+  ref = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+  assert_close(np.asarray(ours.model.logits(jnp.asarray(ids))), torch_logits(ref, ids))
+  with pytest.raises(SystemExit):
+    convert.main([f"--from_hf={out}", "--step=3", f"--to_spectrax={tmp_path / 'x'}"])
