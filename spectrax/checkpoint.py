@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -80,6 +81,8 @@ class Checkpointer:
       raise ValueError(f"checkpoint keep={keep} must be >= 1 (checkpoints "
                        "kept on disk); keep at least 2 so a corrupt latest "
                        "one has a fallback.")
+    if "://" not in str(directory):  # orbax wants absolute local paths
+      directory = os.path.abspath(directory)
     self.directory = epath.Path(directory)
     self.save_every = save_every
     self.keep = keep

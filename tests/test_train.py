@@ -181,3 +181,17 @@ def test_tokenizer_snapshot_skips_weights(tmp_path):
     (src / name).write_text("{}")
   out = snapshot_tokenizer(str(src), str(tmp_path / "copy"))
   assert sorted(os.listdir(out)) == ["config.json", "tokenizer.json", "tokenizer_config.json"]
+
+
+def test_relative_workdir(tiny_suite_dir, tmp_path, monkeypatch):
+  """The README's command passes `--workdir=runs/tiny`: a relative path."""
+  monkeypatch.chdir(tmp_path)
+  c = _config(tiny_suite_dir, num_steps=2, checkpoint_every=1, eval_every=0)
+  assert train_lib.train(c, os.path.join("runs", "rel"))["step"] == 2
+  from spectrax.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
+  ckpt = Checkpointer(os.path.join("runs", "rel", "checkpoints"), save_every=1, keep=3)
+  assert ckpt.all_steps() == [1, 2]
+  ckpt.close()
+  resumed = train_lib.train(_config(tiny_suite_dir, num_steps=3, checkpoint_every=1,
+                                    eval_every=0), os.path.join("runs", "rel"))
+  assert resumed["step"] == 3
