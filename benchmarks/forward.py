@@ -29,6 +29,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.harness import timed  # noqa: E402
+
 
 def hf_config(family: str, hidden: int, layers: int, vocab: int):
   import transformers
@@ -113,11 +115,11 @@ def main():
     forward = jax.jit(lambda t: model.logits(t))
     jt = jnp.asarray(tokens, jnp.int32)
     ours = np.asarray(forward(jt))  # compile
-    best_jax = min(_timed(lambda: forward(jt).block_until_ready()) for _ in range(args.repeats))
+    best_jax = min(timed(lambda: forward(jt).block_until_ready()) for _ in range(args.repeats))
     tt = torch.tensor(tokens)
     with torch.no_grad():
       theirs = ref(tt).logits.numpy()
-      best_torch = min(_timed(lambda: ref(tt)) for _ in range(args.repeats))
+      best_torch = min(timed(lambda: ref(tt)) for _ in range(args.repeats))
     diff = float(np.abs(ours - theirs).max())
     print(f"config: {args.family} hidden={args.hidden} layers={args.layers} vocab={args.vocab} "
           f"batch={args.batch}x{args.length}; torch threads={torch.get_num_threads()}")
@@ -151,12 +153,6 @@ def main():
       "load_ckpt_mib": round(ckpt_bytes / 2**20, 1),
       "load_peak_anon_over_ckpt": round(ratio, 3),
   }))
-
-
-def _timed(fn) -> float:
-  t = time.perf_counter()
-  fn()
-  return time.perf_counter() - t
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.cli import arg  # noqa: E402
+from benchmarks.harness import arg  # noqa: E402
 from absl import flags as absl_flags  # noqa: E402
 
 from data_pipelines import build, registry  # noqa: E402

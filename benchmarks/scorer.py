@@ -21,12 +21,13 @@ import argparse
 import json
 import os
 import sys
-import time
 import zlib
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.harness import timed  # noqa: E402
 
 from spectrax.tokenizer import Tokenizer  # noqa: E402
 
@@ -150,8 +151,8 @@ def main():
 
   ours_fn = lambda: [lp for res in ours.score(requests) for lp in res.logprobs]  # noqa: E731
   got, want = ours_fn(), naive(pairs)  # Compile and warm up.
-  t_ours = min(_timed(ours_fn) for _ in range(args.repeats))
-  t_naive = min(_timed(lambda: naive(pairs)) for _ in range(args.repeats))
+  t_ours = min(timed(ours_fn) for _ in range(args.repeats))
+  t_naive = min(timed(lambda: naive(pairs)) for _ in range(args.repeats))
   diff = float(np.abs(np.asarray(got) - np.asarray(want)).max())
   print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}; model hidden={args.hidden} "
         f"layers={args.layers} vocab={args.vocab} {args.dtype}")
@@ -166,12 +167,6 @@ def main():
       "options_per_s_ours": round(n_options / t_ours, 1),
       "options_per_s_naive": round(n_options / t_naive, 1),
       "speedup": round(t_naive / t_ours, 2), "max_abs_diff": diff}))
-
-
-def _timed(fn) -> float:
-  t = time.perf_counter()
-  fn()
-  return time.perf_counter() - t
 
 
 if __name__ == "__main__":

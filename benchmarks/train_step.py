@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.cli import arg  # noqa: E402
+from benchmarks.harness import arg, time_train_steps  # noqa: E402
 
 
 
@@ -61,15 +61,8 @@ def run_spectrax(b):
   state = trainer.init_state(nnx.state(init_model(cfg, mesh=mesh), nnx.Param))
   step = trainer.step_fn()
   gb = {k: jax.device_put(v, trainer.batch_sharding) for k, v in b.items()}
-  t = time.perf_counter()
-  state, m = step(state, gb)
-  jax.block_until_ready(m["loss"])
-  compile_s = time.perf_counter() - t
-  t = time.perf_counter()
-  for _ in range(STEPS):
-    state, m = step(state, gb)
-  jax.block_until_ready(m["loss"])
-  return cfg, (time.perf_counter() - t) / STEPS, compile_s, float(m["loss"])
+  _, m, compile_s, seconds = time_train_steps(step, state, gb, STEPS)
+  return cfg, seconds, compile_s, float(m["loss"])
 
 
 def run_torch(b):

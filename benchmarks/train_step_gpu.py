@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.cli import arg  # noqa: E402
+from benchmarks.harness import arg, time_train_steps  # noqa: E402
 
 
 
@@ -61,15 +60,7 @@ def main():
            "positions": pos}
   gb = {k: jax.device_put(v, trainer.batch_sharding) for k, v in batch.items()}
   step = trainer.step_fn()
-  t = time.perf_counter()
-  state, m = step(state, gb)
-  jax.block_until_ready(m["loss"])
-  compile_s = time.perf_counter() - t
-  t = time.perf_counter()
-  for _ in range(steps):
-    state, m = step(state, gb)
-  jax.block_until_ready(m["loss"])
-  dt = (time.perf_counter() - t) / steps
+  state, m, compile_s, dt = time_train_steps(step, state, gb, steps)
   peak, source = hardware.peak_flops_per_device()
   f = flops_lib.train_step_flops(cfg, seg)
   result = {"device": jax.devices()[0].device_kind,
