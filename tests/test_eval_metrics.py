@@ -109,6 +109,10 @@ def test_distributional_metrics_from_logprobs():
   out = metrics.distributional_metrics([0.5, 0.5], [-2000.0, -2000.0])
   assert out["coverage"] == 0.0
   assert out["js_divergence"] == pytest.approx(0.0, abs=1e-12)
+  # No option possible at all (-inf everywhere): uniform, not a crash.
+  out = metrics.distributional_metrics([0.75, 0.25], [-np.inf, -np.inf])
+  assert out["coverage"] == 0.0
+  assert out["total_variation"] == pytest.approx(0.25, abs=1e-5)
 
 
 def test_diversity_metrics_golden():

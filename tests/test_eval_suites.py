@@ -265,11 +265,12 @@ def test_distributional_known_js(suite):
   assert ratings["wasserstein"] == pytest.approx(
       metrics.wasserstein([0.5, 0.5, 0], [1 / 3] * 3))
   [req] = [r for r in scorer.requests if r.id == "urn/urn_0"]
-  assert req.template == "colon" and req.options == ["red", "blue"]
-  assert req.messages == [
-      {"role": "description", "content": urn.urn_description(
-          {"red": 1, "blue": 3})},
-      {"role": "input", "content": urn.QUESTION}]
+  # Colon: the release's prompt with the output named (SOURCES §6).
+  assert req.options == [" red", " blue"]
+  assert req.prompt == suites.distributional_request(
+      "urn/urn_0", urn.urn_instance("urn_0", {"red": 1, "blue": 3}), "colon").prompt
+  assert req.prompt.startswith("Description: " + urn.urn_description({"red": 1, "blue": 3}))
+  assert req.prompt.endswith(urn.QUESTION + "\n" + urn.OUTPUT_NAME + ":")
   assert req.target == pytest.approx([0.25, 0.75])
   [example] = urn_result["examples"]
   assert example["model"] == pytest.approx([1 / len(example["options"])]
@@ -339,9 +340,26 @@ def test_capabilities_accuracy(suite):
 
 
 def test_capability_option_labels():
-  assert suites.option_labels("Question: x\nA. a\nB. b\n1. c") == ["A", "B",
-                                                                   "1"]
+  assert suites.option_labels("Question: x\nA. a\nB. b\n1. c") == ["A", "B"]
   assert suites.option_labels("Passage: A. b") == []
+  # MMLU statement lists and numbered lists before the options are not options.
+  assert suites.option_labels("I. p\nII. q\nWhich are true?\nA. I\nB. II\nC. both\nD. none"
+                              ) == ["A", "B", "C", "D"]
+  assert suites.option_labels("Steps:\n1. mix\n2. bake\nA. yes\nB. no") == ["A", "B"]
+  assert suites.option_labels("Rate it\n1. bad\n2. ok\n3. good") == ["1", "2", "3"]
+  assert suites.option_labels("A. a\nC. c") == []
+
+
+def test_colon_distributional_prompt_names_the_output():
+  inst = urn.urn_instance("u", {"red": 1, "blue": 3})
+  req = suites.distributional_request("urn/u", inst, "colon")
+  assert req.prompt == (
+      "Description: There is an urn with the following balls shuffled together: 1 red ball "
+      "and 3 blue balls.\n\nInput: Draw a ball at random, and tell me the color "
+      "(lowercase).\nResponse (color):")
+  assert req.options == [" red", " blue"] and req.messages is None
+  chat = suites.distributional_request("urn/u", inst, "gemma")
+  assert chat.prompt is None and chat.template == "gemma" and chat.options == ["red", "blue"]
 
 
 def test_suite_results_render_in_report(suite, tmp_path):

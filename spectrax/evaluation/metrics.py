@@ -116,9 +116,11 @@ def distributional_metrics(target: Sequence[float], logprobs: Sequence[float],
   coverage = float(probs.sum())
   if coverage > 0:
     model = probs / coverage
-  else:  # Every option underflowed: compare in log space instead.
+  elif np.isfinite(ll).any():  # Every option underflowed: normalise in log space.
     model = np.exp(ll - ll.max())
     model = model / model.sum()
+  else:  # No option has any probability (all -inf): no preference at all.
+    model = np.full(ll.shape, 1.0 / ll.size)
   out = {
       "coverage": coverage,
       "kl_divergence": kl_divergence(target, model),

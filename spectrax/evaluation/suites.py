@@ -311,6 +311,26 @@ def question_messages(record) -> list[dict[str, str]]:
   return messages
 
 
+def distributional_request(request_id: str, record, template: str):
+  """The scoring request of one distributional question.
+
+  With the colon template the release names the output after the task
+  (SOURCES §6): `\n\nOutput` becomes `\nOutput`, then every `Output` becomes
+  the record's `output_name` (e.g. `Response (letter)`), options after a space.
+  """
+  messages = question_messages(record)
+  output_name = (record.extra or {}).get("output_name")
+  if template != "colon" or not output_name:
+    return _request(id=request_id, options=list(record.options), messages=messages,
+                    template=template, target=list(record.target))
+  colon = templates_lib.get_template("colon")
+  prompt = "".join(text for text, _ in format_episode(
+      messages, "colon", add_generation_prompt=True))
+  prompt = prompt.replace("\n\nOutput", "\nOutput").replace("Output", output_name)
+  return _request(id=request_id, prompt=prompt, target=list(record.target),
+                  options=[colon.content_prefix + o for o in record.options])
+
+
 def distributional(bundle: ModelBundle, suite: Suite,
                    tasks: Sequence[str] | None = None, *,
                    num_questions: int | None = 1000, num_examples: int = 4,
@@ -330,9 +350,7 @@ def distributional(bundle: ModelBundle, suite: Suite,
     source = suite.source(task, "test")
     records = task_records(source, _sample_indices(len(source), num_questions,
                                                seed))
-    requests = [_request(id=f"{task}/{r.id}", options=list(r.options),
-                         messages=question_messages(r),
-                         template=bundle.template, target=list(r.target))
+    requests = [distributional_request(f"{task}/{r.id}", r, bundle.template)
                 for r in records]
     shown = set(_sample_indices(len(records), num_examples, seed + 1))
     per_question, examples = [], []
@@ -456,9 +474,41 @@ def diversity(bundle: ModelBundle, suite: Suite,
 # §7d capabilities
 
 
+def _label_value(label: str) -> int:
+  return int(label) if label.isdigit() else ord(label) - ord("A") + 1
+
+
 def option_labels(question: str) -> list[str]:
-  """The answer labels listed in a question (`A. …`, `1. …` lines)."""
-  return _OPTION_LINE.findall(question)
+  """The answer labels of a question: in its last run of option lines, the
+  last sequence of at least two counting up from A or 1 (`A. …`, `B. …` or
+  `1. …`, `2. …`).
+
+  Earlier labelled lines (an MMLU statement list `I. …`, a numbered list
+  before the options) are not options.
+  """
+  runs, run = [], []
+  for line in question.splitlines():
+    m = _OPTION_LINE.match(line)
+    if m:
+      run.append(m.group(1))
+    elif run:
+      runs.append(run)
+      run = []
+  if run:
+    runs.append(run)
+  for run in reversed(runs):
+    for start in range(len(run) - 1, -1, -1):
+      if run[start] not in ("A", "1"):
+        continue
+      labels = [run[start]]
+      for label in run[start + 1:]:
+        prev = labels[-1]
+        if label.isdigit() != prev.isdigit() or _label_value(label) != _label_value(prev) + 1:
+          break
+        labels.append(label)
+      if len(labels) >= 2:
+        return labels
+  return []
 
 
 def capability_questions(messages: Sequence[Message], num_examples: int
@@ -504,15 +554,18 @@ def capabilities(bundle: ModelBundle, suite: Suite,
       for j, (prompt, labels, answer) in enumerate(
           capability_questions(messages, kept)):
         questions.append((f"{task}/{index}/{j}", j, labels, answer, prompt))
-    multiple_choice = bool(questions) and all(
-        len(q[2]) >= 2 and q[3] in q[2] for q in questions)
-    if multiple_choice:
+    # Multiple choice: the answer is one of the question's labels. A task
+    # with any such question is scored that way; its other questions are
+    # counted as `unparsed`, never silently scored another way.
+    choice = [q for q in questions if len(q[2]) >= 2 and q[3] in q[2]]
+    unparsed = len(questions) - len(choice)
+    if choice:
       requests = [_request(id=qid, options=labels, messages=_as_dicts(prompt),
                            template=bundle.template)
-                  for qid, _, labels, _, prompt in questions]
+                  for qid, _, labels, _, prompt in choice]
       correct = []
-      for q, res in _bar(zip(questions, bundle.scorer.score(requests),
-                             strict=True), desc, len(questions), progress):
+      for q, res in _bar(zip(choice, bundle.scorer.score(requests),
+                             strict=True), desc, len(choice), progress):
         correct.append((q[1], float(int(np.argmax(res.logprobs))
                                     == q[2].index(q[3]))))
       mode = "option_loglik"
@@ -520,12 +573,13 @@ def capabilities(bundle: ModelBundle, suite: Suite,
       outputs, _ = _score_outputs(bundle, episodes, max_tokens, batch,
                                      desc, progress)
       correct = [(o["example_index"], o["all_acc"]) for o in outputs]
-      mode = "greedy_exact_match"
+      mode, unparsed = "greedy_exact_match", 0
     result["tasks"][task] = {
         "mode": mode,
         "accuracy": _mean(c for j, c in correct if j >= 1),
         "accuracy_all": _mean(c for _, c in correct),
         "num_questions": len(correct),
+        "unparsed": unparsed,
     }
   result["summary"] = {"accuracy": _mean(
       t["accuracy"] for t in result["tasks"].values())}
