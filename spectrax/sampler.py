@@ -255,6 +255,8 @@ class Sampler:
            ) -> list[list[np.ndarray]]:
     """Generated ids per (prompt, sample), up to and including the first stop token."""
     self._check(prompt_ids, num_samples, max_new_tokens, temperature, top_p, top_k)
+    if not 0 <= seed < 2**31:
+      raise ValueError(f"seed={seed}: use an integer in [0, 2**31)")
     is_stop = np.zeros(self.config.vocab_size, bool)
     is_stop[stops] = True
     rows = sorted((len(ids), i, j) for i, ids in enumerate(prompt_ids) for j in range(num_samples))

@@ -228,6 +228,9 @@ class Scorer:
       joint = bos + tok.encode(text + prefix + option)
       clean = joint[:len(prompt)] == prompt
       ids = joint[len(prompt):] if clean else tok.encode(prefix + option, continuation=True)
+      if not ids:
+        raise ValueError(f"request {req.id!r}: option {option!r} has no tokens, so it has no "
+                         "probability to score; remove it or give it text")
       options.append(np.asarray(ids, np.int32))
       mismatch.append(not clean)
     block = layout_lib.Block(np.asarray(prompt, np.int32), options)
@@ -235,7 +238,7 @@ class Scorer:
     top = self.buckets[-1]
     if block.length > top and self.left_truncate:
       drop = block.length - top
-      if len(prompt) - len(bos) - drop >= 1:
+      if len(prompt) - len(bos) - drop >= (0 if bos else 1):  # BOS alone still predicts
         block.prompt = np.asarray(bos + prompt[len(bos) + drop:], np.int32)
         truncated = True
     if layout_lib.bucket_for(block, self.buckets, False) is None:

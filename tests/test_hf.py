@@ -211,6 +211,12 @@ def test_unsupported_config_values_refused(checkpoints, tmp_path):
   assert ModelConfig.from_hf({**raw, "my_new_scaling": 2.0}, ignore_fields=("my_new_scaling",))
   with pytest.raises(ValueError, match="model_type='mistral' is not supported"):
     ModelConfig.from_hf({**raw, "model_type": "mistral"})
+  gemma_src, _ = checkpoints["gemma3"]
+  with open(os.path.join(gemma_src, "config.json")) as fh:
+    gemma = json.load(fh)
+  assert ModelConfig.from_hf({**gemma, "attn_logit_softcapping": None})
+  with pytest.raises(ValueError, match="attn_logit_softcapping=50.0 is not implemented"):
+    ModelConfig.from_hf({**gemma, "attn_logit_softcapping": 50.0})
 
 
 def write_tokenizer(directory, special):

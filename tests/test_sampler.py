@@ -233,3 +233,5 @@ def test_errors_name_the_fix(samplers):
     sampler.sample(["x"], max_new_tokens=1000)
   with pytest.raises(ValueError, match="top_p"):
     sampler.sample(["x"], top_p=0.0)
+  with pytest.raises(ValueError, match=r"seed=2147483648: use an integer in \[0, 2\*\*31\)"):
+    sampler.sample(["x"], seed=2**31)

@@ -204,6 +204,12 @@ def test_over_long_request_errors_or_truncates_with_count(models, sp_tokenizer):
     assert abs(res.logprobs[k] - want) <= TOL
 
 
+def test_empty_option_is_an_error_not_probability_one(models):
+  _, scorer = models["llama"]
+  with pytest.raises(ValueError, match="'e': option '' has no tokens"):
+    list(scorer.score([ScoreRequest("e", ["", " Heads"], prompt="the coin")]))
+
+
 def test_messages_and_template_equal_formatted_prompt(models):
   _, scorer = models["llama"]
   messages = [{"role": "description", "content": "A coin."},

@@ -288,6 +288,10 @@ def _parse_hf(raw: dict, source: str, ignore: tuple[str, ...]) -> dict:
   for flag in ("attention_bias", "mlp_bias", "use_bidirectional_attention"):
     if getattr(hf, flag, False):
       refuse(flag, True, f"set {flag} to false or add support in spectrax/models")
+  if getattr(hf, "attn_logit_softcapping", None) is not None:
+    refuse("attn_logit_softcapping", hf.attn_logit_softcapping,
+           "set it to null (released Gemma 3 checkpoints do) or add attention soft-capping "
+           "to spectrax/models/attention.py and decode.py")
   if float(getattr(hf, "attention_dropout", 0.0) or 0.0) != 0.0:
     refuse("attention_dropout", hf.attention_dropout, "set it to 0.0 (spectrax has no dropout)")
   act_name = getattr(hf, "hidden_activation", None) or hf.hidden_act
