@@ -405,3 +405,47 @@ def test_steerability_counts_truncated_and_dropped_episodes(suite):
   assert task["dropped"] == sum(e.num_loss_tokens == 0 for e in kept)
   assert task["episodes"] + task["dropped"] == len(kept)
   assert task["loss"] == pytest.approx(6.0)
+
+
+def test_steerability_k_and_episodes_do_not_depend_on_the_template(suite):
+  """SPEC §7a: k and the episodes kept at k are chosen once (reference
+  tokenisation), so models with other formats are compared on the same
+  examples; a format too long for an episode re-scores it cut after k."""
+  results = {}
+  for template in ("gemma", "colon"):
+    scorer = FakeScorer()
+    results[template] = suites.steerability(
+        _bundle(scorer, template=template), suite, ["coins_test"], num_episodes=6,
+        max_tokens=60, progress=False)["tasks"]["coins_test"]
+  gemma, colon = results["gemma"], results["colon"]
+  assert gemma["k"] == colon["k"] >= 1
+  assert gemma["at_k"]["num_episodes"] == colon["at_k"]["num_episodes"] >= 1
+  for task in (gemma, colon):
+    assert task["at_k"]["num_outputs"] == task["k"] * task["at_k"]["num_episodes"]
+
+
+def test_at_k_rescores_an_episode_the_model_truncated_before_k(suite):
+  episodes = suites.task_episodes(suite, "coins_test", 4, seed=0)
+  scorer = FakeScorer()
+  bundle = _bundle(scorer)
+  full, _ = suites._score_outputs(bundle, episodes, None, 8, "t", False)  # pylint: disable=protected-access
+  k, at_k, kept = suites._at_k(bundle, episodes, full, TOKENIZER, 4096, 8, "t", False)  # pylint: disable=protected-access
+  assert scorer.episode_calls == [len(episodes)] and kept >= 1
+  # This model's own pass lost every example after the first (a short cap):
+  short = [o for o in full if o["example_index"] < 1]
+  k2, at_k2, kept2 = suites._at_k(bundle, episodes, short, TOKENIZER, 4096, 8, "t", False)  # pylint: disable=protected-access
+  assert (k2, kept2) == (k, kept)
+  assert scorer.episode_calls[-1] == kept  # the kept episodes, re-scored cut after k
+  def key(outputs):
+    return sorted((o["episode"], o["example_index"], o["loss"]) for o in outputs
+                  if 1 <= o["example_index"] <= k)
+  assert key(at_k2) == key(at_k) and len(key(at_k)) == k * kept
+
+
+def test_cut_after_example():
+  from spectrax.episodes import Message  # pylint: disable=g-import-not-at-top
+  msgs = [Message("description", "d"), Message("output", "a"), Message("input", "i"),
+          Message("output", "b"), Message("output", "c")]
+  assert suites.cut_after_example(msgs, 1) == msgs[:4]
+  assert suites.cut_after_example(msgs, 0) == msgs[:2]
+  assert suites.cut_after_example(msgs, 5) == msgs

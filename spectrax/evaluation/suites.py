@@ -30,7 +30,7 @@ from spectrax.evaluation import metrics as metrics_lib
 from spectrax.evaluation import validity
 from spectrax.pipeline import DataConfig, EpisodeToArrays, TaskPlan
 from spectrax.tasks import Suite
-from spectrax.tokenizer import Tokenizer
+from spectrax.tokenizer import Tokenizer, load_tokenizer
 
 CAPABILITY_TASKS = ("mmlu", "gpqa", "hellaswag", "winogrande", "arc", "drop",
                     "truthful_qa")
@@ -196,8 +196,10 @@ def _summary(outputs: list[dict]) -> dict[str, Any]:
   }
 
 
-def steerability_metrics(outputs: list[dict], bins: int = 10
-                         ) -> dict[str, Any]:
+def steerability_metrics(outputs: list[dict], bins: int = 10, *,
+                         k: int | None = None,
+                         at_k_outputs: list[dict] | None = None,
+                         at_k_episodes: int | None = None) -> dict[str, Any]:
   """SPEC §7a aggregation of one task's per-output records.
 
   Args:
@@ -209,7 +211,8 @@ def steerability_metrics(outputs: list[dict], bins: int = 10
     bins): over outputs with example index ≥ 1. `curve`: the means per
     example index (all indices). `k`: choose_k of the episodes' last example
     indices; `at_k`: the headline over the episodes reaching k, examples
-    1..k only.
+    1..k only. `steerability` passes `k`, `at_k_outputs` and
+    `at_k_episodes` chosen independently of the model (see there).
   """
   later = [o for o in outputs if o["example_index"] >= 1]
   conf = [o["confidence"] for o in later]
@@ -226,17 +229,63 @@ def steerability_metrics(outputs: list[dict], bins: int = 10
   curve["count"] = [len(by_index[i]) for i in indices]
   # Truncation keeps whole examples, so an episode's last loss span is its
   # last complete example.
-  k = metrics_lib.choose_k(list(last.values()))
-  kept = {e for e, m in last.items() if k and m >= k}
-  at_k = [o for o in later if o["episode"] in kept and o["example_index"] <= k]
+  if k is None:
+    k = metrics_lib.choose_k(list(last.values()))
+  if at_k_outputs is None:
+    kept = {e for e, m in last.items() if k and m >= k}
+    at_k = [o for o in later if o["episode"] in kept and o["example_index"] <= k]
+    at_k_episodes = len(kept)
+  else:
+    at_k = [o for o in at_k_outputs if 1 <= o["example_index"] <= k]
   return {
       **_summary(later),
       "ece": metrics_lib.expected_calibration_error(conf, correct, bins),
       "calibration": metrics_lib.calibration_bins(conf, correct, bins),
       "curve": curve,
       "k": k,
-      "at_k": {**_summary(at_k), "num_episodes": len(kept)},
+      "at_k": {**_summary(at_k), "num_episodes": at_k_episodes},
   }
+
+
+def cut_after_example(messages: Sequence[Message], k: int) -> list[Message]:
+  """The episode up to and including its example `k` (0-based output count)."""
+  out, seen = [], -1
+  for m in messages:
+    out.append(m)
+    if m.role == "output":
+      seen += 1
+      if seen == k:
+        break
+  return out
+
+
+def _at_k(bundle: ModelBundle, episodes, outputs: list[dict], reference,
+          max_tokens: int, batch: int, desc: str, progress: bool):
+  """SPEC §7a's k and the outputs of the episodes that reach it, cut after k.
+
+  k maximises k · #{episodes with ≥ k complete examples}, counting whole
+  examples within `max_tokens` with the `reference` tokenizer and the colon
+  format, so every model is scored on the same episodes and examples. An
+  episode's outputs 1..k are taken from `outputs` when this model's own
+  pass reached example k (a causal model scores a prefix the same either
+  way); otherwise the episode cut after example k is scored uncapped.
+
+  Returns:
+    `(k, at_k outputs, number of kept episodes)`.
+  """
+  last = {index: tokenize_episode(messages, "colon", reference, max_tokens=max_tokens,
+                                  check_joint=False).num_examples - 1
+          for index, messages in episodes}
+  k = metrics_lib.choose_k([v for v in last.values() if v >= 0])
+  kept = {index for index, v in last.items() if k and v >= k}
+  reached = {o["episode"] for o in outputs if o["example_index"] == k}
+  at_k = [o for o in outputs if o["episode"] in kept & reached]
+  missing = [(index, cut_after_example(messages, k)) for index, messages in episodes
+             if index in kept - reached]
+  if missing:
+    extra, _ = _score_outputs(bundle, missing, None, batch, f"{desc} (cut at k)", progress)
+    at_k.extend(extra)
+  return k, at_k, len(kept)
 
 
 def default_icl_tasks(suite: Suite) -> list[str]:
@@ -263,13 +312,21 @@ def steerability(bundle: ModelBundle, suite: Suite,
   """
   tasks = list(tasks) if tasks is not None else default_icl_tasks(suite)
   result: dict[str, Any] = {"template": bundle.template, "tasks": {}}
+  # k is chosen from the suite's own tokenizer and the plain colon format,
+  # the same for every model and template compared (SPEC §7a).
+  reference = (load_tokenizer(suite.tokenizer_path) if suite.tokenizer_path
+               else bundle.tokenizer)
   pooled = []
   for task in tasks:
     episodes = task_episodes(suite, task, num_episodes, seed)
-    outputs, counts = _score_outputs(
-        bundle, episodes, max_tokens, batch, f"{bundle.name} {task}", progress)
+    desc = f"{bundle.name} {task}"
+    outputs, counts = _score_outputs(bundle, episodes, max_tokens, batch, desc,
+                                     progress)
+    k, at_k, kept = _at_k(bundle, episodes, outputs, reference, max_tokens,
+                          batch, desc, progress)
     result["tasks"][task] = {
-        **steerability_metrics(outputs, bins), **counts,
+        **steerability_metrics(outputs, bins, k=k, at_k_outputs=at_k,
+                               at_k_episodes=kept), **counts,
         "suite_split": suite.tasks[task]["suite_split"]}
     pooled.extend(o for o in outputs if o["example_index"] >= 1)
   conf = [o["confidence"] for o in pooled]
