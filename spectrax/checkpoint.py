@@ -27,9 +27,10 @@ from typing import Any, TypeVar
 
 import grain
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
+
+from spectrax import distributed
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,10 @@ class Checkpointer:
     failures: list[tuple[int, str]] = []
     for s in candidates:
       result, error = _attempt(lambda: load(s))  # pylint: disable=cell-var-from-loop
-      if _all_processes_ok(error is None):
+      # Every process restores the same step (best effort across hosts: orbax
+      # ends a restore with a barrier, so a process whose read fails can leave
+      # the others waiting there until it times out).
+      if distributed.all_processes(error is None):
         if failures and set_aside:
           self._set_aside([f for f, _ in failures])
         return result, s
@@ -287,7 +291,7 @@ class Checkpointer:
     Renaming keeps it for inspection; where the store cannot rename a
     directory, it is deleted.
     """
-    if jax.process_index() == 0:
+    if distributed.is_primary():
       for s in steps:
         src = self.directory / str(s)
         dst = self.directory / f"{s}{CORRUPT_SUFFIX}"
@@ -325,13 +329,3 @@ def _first_line(e: BaseException, limit: int = 300) -> str:
   return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _all_processes_ok(ok: bool) -> bool:
-  """Whether `ok` holds on every process, so all restore the same step.
-
-  Best effort across hosts: orbax ends a restore with a barrier, so a process
-  whose read fails can leave the others waiting there until it times out.
-  """
-  if jax.process_count() == 1:
-    return ok
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  return bool(np.all(multihost_utils.process_allgather(np.array(ok))))

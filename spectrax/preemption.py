@@ -34,7 +34,8 @@ from collections.abc import Sequence
 from types import FrameType
 
 import jax
-import numpy as np
+
+from spectrax import distributed
 
 
 class PreemptionGuard:
@@ -90,9 +91,7 @@ class PreemptionGuard:
     """
     if jax.process_count() == 1:
       return self.requested
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    anyone = bool(np.any(multihost_utils.process_allgather(
-        np.array(self.requested))))
+    anyone = not distributed.all_processes(not self.requested)
     return anyone or _reached_preemption_sync_point(step)
 
 

@@ -131,7 +131,7 @@ def evaluate(eval_fn, params, c, tokenizer, sharding_, batches: int) -> float:
 
 def say(message: str) -> None:
   """Console output of the run: process 0 only."""
-  if jax.process_index() == 0:
+  if distributed.is_primary():
     print(message, flush=True)
 
 
@@ -164,7 +164,7 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
   stop_after = stop_after or c.train.get("stop_after", 0) or None
   ensure_suite(c)
   os.makedirs(workdir, exist_ok=True)
-  primary = jax.process_index() == 0
+  primary = distributed.is_primary()
   if primary:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(c.to_json_best_effort(indent=1))
