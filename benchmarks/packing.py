@@ -32,7 +32,7 @@ from benchmarks.harness import arg  # noqa: E402
 from absl import flags as absl_flags  # noqa: E402
 
 from data_pipelines import build, registry  # noqa: E402
-from spectrax.pipeline import DataConfig, Pipeline  # noqa: E402
+from spectrax.data.pipeline import DataConfig, Pipeline  # noqa: E402
 
 
 

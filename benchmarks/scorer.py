@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.harness import timed  # noqa: E402
 
-from spectrax.tokenizer import Tokenizer  # noqa: E402
+from spectrax.data.tokenizer import Tokenizer  # noqa: E402
 
 
 class WordTokenizer(Tokenizer):
@@ -67,7 +67,7 @@ class WordTokenizer(Tokenizer):
 
 
 def make_requests(n: int, lo: int, hi: int, seed: int = 0):
-  from spectrax.scorer import ScoreRequest
+  from spectrax.scoring.scorer import ScoreRequest
   rng = np.random.RandomState(seed)
   words = [f"w{i}" for i in range(5000)]
   out = []
@@ -83,7 +83,7 @@ def naive_scorer(model, rows: int, length: int, slots: int = 8):
   """``pairs -> [n] summed log-probs``: one (prompt + option) per padded row, jitted once."""
   import jax
   from flax import nnx
-  from spectrax.loss import token_logprobs_at
+  from spectrax.models.loss import token_logprobs_at
   graphdef, state = nnx.split(model)
   softcap = model.config.final_logit_softcap
 
@@ -134,7 +134,7 @@ def main():
 
   import jax
   from spectrax.models import ModelConfig, init_model
-  from spectrax.scorer import Scorer
+  from spectrax.scoring.scorer import Scorer
 
   cfg = ModelConfig.from_hf(dict(
       model_type="llama", vocab_size=args.vocab, hidden_size=args.hidden,

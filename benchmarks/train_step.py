@@ -51,9 +51,9 @@ def batch():
 def run_spectrax(b):
   import jax  # pylint: disable=g-import-not-at-top
   from flax import nnx  # pylint: disable=g-import-not-at-top
-  from spectrax import sharding  # pylint: disable=g-import-not-at-top
+  from spectrax.parallel import sharding  # pylint: disable=g-import-not-at-top
   from spectrax.models import ModelConfig, init_model  # pylint: disable=g-import-not-at-top
-  from spectrax.train_step import OptimizerConfig, Trainer, make_optimizer  # pylint: disable=g-import-not-at-top
+  from spectrax.training.step import OptimizerConfig, Trainer, make_optimizer  # pylint: disable=g-import-not-at-top
   cfg = ModelConfig.from_hf(HF)
   mesh = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1})
   opt, _ = make_optimizer(OptimizerConfig(learning_rate=1e-4), 100)
@@ -93,8 +93,8 @@ def run_torch(b):
 
 
 def main():
-  from spectrax import flops as flops_lib  # pylint: disable=g-import-not-at-top
-  from spectrax import hardware  # pylint: disable=g-import-not-at-top
+  from spectrax.training import flops as flops_lib  # pylint: disable=g-import-not-at-top
+  from spectrax.training import hardware  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   b = batch()
   cfg, jax_s, compile_s, jax_loss = run_spectrax(b)

@@ -26,10 +26,11 @@ from benchmarks.harness import arg, time_train_steps  # noqa: E402
 def main():
   import jax
   from flax import nnx
-  from spectrax import flops as flops_lib
-  from spectrax import hardware, sharding
+  from spectrax.training import flops as flops_lib
+  from spectrax.training import hardware
+  from spectrax.parallel import sharding
   from spectrax.models import ModelConfig, init_model
-  from spectrax.train_step import OptimizerConfig, Trainer, make_optimizer
+  from spectrax.training.step import OptimizerConfig, Trainer, make_optimizer
   hidden, layers = arg("hidden", 2048), arg("layers", 16)
   seq, rows, steps = arg("seq", 2048), arg("batch", 8), arg("steps", 10)
   cfg = ModelConfig.from_hf(dict(

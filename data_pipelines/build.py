@@ -6,10 +6,11 @@ r"""Builds the Spectrum Suite: `python -m data_pipelines.build --out=DIR`.
   python -m data_pipelines.build --out=suite --user_tasks=my_tasks/
   python -m data_pipelines.build --list
 
-Writes one TFDS/ArrayRecord dataset per task under DIR, a manifest
-`DIR/suite.json` that spectrax reads, and (unless --tokenizer_vocab_size=0)
-the default SentencePiece tokenizer `DIR/tokenizer.model` trained on the
-built tasks.
+Writes one TFDS/ArrayRecord dataset per task under DIR and a manifest
+`DIR/suite.json` that spectrax reads. The default SentencePiece tokenizer
+(`DIR/tokenizer.model`, for models trained from scratch) is trained from the
+built text by spectrax on first use (`spectrax.data.tokenizer_training`):
+this package never imports spectrax.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from absl import logging as absl_logging
 from data_pipelines import registry
 from data_pipelines import suite
 from data_pipelines import user_tasks
-from data_pipelines.schema import BuildContext, MissingRawFileError, TaskSpec
+from data_pipelines.schema import (DEFAULT_TOKENIZER, MANIFEST, BuildContext,
+                                   MissingRawFileError, TaskSpec)
 
 _OUT = flags.DEFINE_string("out", None, "Directory to write the suite to.")
 _TASKS = flags.DEFINE_list(
@@ -40,13 +42,8 @@ _USER_TASKS = flags.DEFINE_string(
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of every generator and split.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False,
                                "Rebuild tasks that already exist in --out.")
-_VOCAB = flags.DEFINE_integer(
-    "tokenizer_vocab_size", 4096,
-    "Vocabulary of the default SentencePiece tokenizer; 0 skips training it.")
 _LIST = flags.DEFINE_bool("list", False, "List the known tasks and exit.")
 
-MANIFEST = "suite.json"
-TOKENIZER = "tokenizer.model"
 
 
 def _missing_raw_files(spec: TaskSpec, raw_dir: str | None):
@@ -72,8 +69,7 @@ def write_manifest(out: str, manifest: dict) -> None:
 
 
 def build(out: str, specs: list[TaskSpec], *, seed: int, raw_dir: str | None,
-          overwrite: bool = False, explicit: bool = False,
-          tokenizer_vocab_size: int = 4096) -> list[str]:
+          overwrite: bool = False, explicit: bool = False) -> list[str]:
   """Builds `specs` into `out`; returns error messages of tasks not built.
 
   A real source without its raw files is skipped with a message naming the
@@ -111,17 +107,20 @@ def build(out: str, specs: list[TaskSpec], *, seed: int, raw_dir: str | None,
       (errors.append if explicit else logging.warning)(str(e))
       continue
     manifest["tasks"][spec.name] = _entry(out, directory, spec)
+    _forget_default_tokenizer(out, manifest)
     write_manifest(out, manifest)
     print(f"{spec.name}: built")
-  if tokenizer_vocab_size > 0 and manifest["tasks"]:
-    from data_pipelines import tokenizer_corpus  # pylint: disable=g-import-not-at-top
-    path = os.path.join(out, TOKENIZER)
-    tokenizer_corpus.train_default_tokenizer(out, manifest, path,
-                                             tokenizer_vocab_size)
-    manifest["tokenizer"] = TOKENIZER
-    print(f"default tokenizer: {path}")
   write_manifest(out, manifest)
   return errors
+
+
+def _forget_default_tokenizer(out: str, manifest: dict) -> None:
+  """The default tokenizer is trained from the built text: stale once a task
+  is (re)built, so it is removed and spectrax trains it anew on first use."""
+  manifest.pop("tokenizer", None)
+  path = os.path.join(out, DEFAULT_TOKENIZER)
+  if os.path.exists(path):
+    os.remove(path)
 
 
 def _entry(out: str, directory: str, spec: TaskSpec) -> dict:
@@ -153,8 +152,7 @@ def main(argv):
   else:
     specs = list(known.values())
   errors = build(_OUT.value, specs, seed=_SEED.value, raw_dir=_RAW_DIR.value,
-                 overwrite=_OVERWRITE.value, explicit=bool(_TASKS.value),
-                 tokenizer_vocab_size=_VOCAB.value)
+                 overwrite=_OVERWRITE.value, explicit=bool(_TASKS.value))
   for e in errors:
     print(e, file=sys.stderr)
   return 1 if errors else 0

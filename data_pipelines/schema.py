@@ -18,6 +18,12 @@ from typing import Any
 SUITE_SPLITS = ("train", "test")
 KINDS = ("icl", "distributional", "diversity")
 
+# The layout of a built suite directory: one dataset per task plus this
+# manifest; DEFAULT_TOKENIZER is where spectrax keeps the SentencePiece model it
+# trains from the built text (removed whenever a task is rebuilt).
+MANIFEST = "suite.json"
+DEFAULT_TOKENIZER = "tokenizer.model"
+
 
 @dataclasses.dataclass(frozen=True)
 class Row:

@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 
-from spectrax import sharding
+from spectrax.parallel import sharding
 from spectrax.models.config import ModelConfig
 from spectrax.models.hf import TOKENIZER_FILES, load_hf, save_hf, transfer_special_tokens
 
@@ -41,7 +41,7 @@ def special_tokens_for(cfg: ModelConfig, template: str | None, explicit: str | N
   """The tokens to transfer: ``explicit`` (comma-separated) or the template's special tokens."""
   if explicit:
     return tuple(t for t in explicit.split(",") if t)
-  from spectrax.templates import get_template
+  from spectrax.data.templates import get_template
   return get_template(template or _FAMILY_TEMPLATE[cfg.family]).special_tokens
 
 
@@ -72,13 +72,13 @@ def main(argv: list[str] | None = None) -> int:
   if args.step is not None and not args.from_workdir:
     p.error("--step goes with --from_workdir")
 
-  from spectrax import params_io  # after flag parsing: importing jax is slow
+  from spectrax.checkpoints import params_dir as params_io  # after flag parsing: importing jax is slow
   mesh = sharding.make_mesh(_parse_mesh(args.mesh))
   if args.from_hf:
     model = load_hf(args.from_hf, mesh=mesh, param_dtype=args.param_dtype)
     tokenizer_src = args.from_hf
   elif args.from_workdir:
-    from spectrax.load_model import load_model  # pylint: disable=g-import-not-at-top
+    from spectrax.checkpoints.loading import load_model  # pylint: disable=g-import-not-at-top
     loaded = load_model(workdir=args.from_workdir, step=args.step, mesh=mesh,
                         param_dtype=args.param_dtype)
     model = loaded.model

@@ -11,6 +11,8 @@ time.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import time
 
@@ -18,7 +20,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from spectrax.pipeline import DataConfig, Pipeline
+from spectrax.data import tokenizer_training
+from spectrax.data.pipeline import DataConfig, Pipeline
 
 _SUITE = flags.DEFINE_string("suite", "suite", "Built suite directory.")
 _TEMPLATE = flags.DEFINE_string("template", "gemma", "gemma|qwen|llama|colon")
@@ -66,6 +69,9 @@ def main(argv):
                       seq_len=_SEQ_LEN.value, max_tokens=_MAX_TOKENS.value,
                       batch_size=_BATCH.value, worker_count=_WORKERS.value,
                       num_epochs=None)
+  if not _TOKENIZER.value:  # Models trained from scratch use the suite's own.
+    config = dataclasses.replace(
+        config, tokenizer=tokenizer_training.ensure_default_tokenizer(_SUITE.value))
   pipeline = Pipeline(config)
   pipeline.check_fits()
   print(f"tasks: {', '.join(pipeline.task_names)}")

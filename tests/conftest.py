@@ -57,8 +57,8 @@ def mistral_tokenizer_path():
 def sp_tokenizer(tmp_path_factory):
   """A small SentencePiece model trained here, with every template's special
   tokens as single pieces."""
-  from spectrax import templates  # pylint: disable=g-import-not-at-top
-  from spectrax.tokenizer import load_tokenizer, train_sentencepiece  # pylint: disable=g-import-not-at-top
+  from spectrax.data import templates  # pylint: disable=g-import-not-at-top
+  from spectrax.data.tokenizer import load_tokenizer, train_sentencepiece  # pylint: disable=g-import-not-at-top
   words = ("Heads Tails coin flips bias draw number red blue ball urn the a "
            "Description Input Output description input output 0 1 2 3 4 5 6 "
            "7 8 9 . , : ? Question Answer").split()
@@ -113,9 +113,10 @@ def tiny_suite_dir(tmp_path_factory):
                generate=_one_long_example, fixed_k=1, test_fraction=0.0),
   ]
   out = str(tmp_path_factory.mktemp("suite"))
-  errors = build.build(out, specs, seed=0, raw_dir=None,
-                       tokenizer_vocab_size=400)
+  errors = build.build(out, specs, seed=0, raw_dir=None)
   assert errors == []
+  from spectrax.data import tokenizer_training  # pylint: disable=g-import-not-at-top
+  tokenizer_training.train_default_tokenizer(out, vocab_size=400)
   return out
 
 
@@ -144,7 +145,7 @@ def tiny_train_config(suite_dir, **train):
 @pytest.fixture(scope="session")
 def tiny_run(tiny_suite_dir, tmp_path_factory):
   """`(workdir, summary)` of an uninterrupted 8-step `tiny_train_config` run."""
-  from spectrax import train as train_lib  # pylint: disable=g-import-not-at-top
+  from spectrax.training import loop as train_lib  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path_factory.mktemp("tiny_run"))
   summary = train_lib.train(tiny_train_config(tiny_suite_dir), workdir)
   return workdir, summary

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_train_config, tiny_train_flags
-from spectrax import distributed
-from spectrax import train as train_lib
+from spectrax.parallel import distributed
+from spectrax.training import loop as train_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCAL = os.path.join(REPO, "launch", "local.sh")
@@ -217,9 +217,9 @@ def test_two_process_scoring_writes_every_id_once(tiny_run, tmp_path):
   assert sorted(g["id"] for g in got) == sorted(l["id"] for l in lines)
   assert not [f for f in os.listdir(tmp_path) if ".part-" in f]
   # The same scores as one process.
-  from spectrax import score  # pylint: disable=g-import-not-at-top
-  from spectrax.load_model import load_model  # pylint: disable=g-import-not-at-top
-  from spectrax.scorer import Scorer  # pylint: disable=g-import-not-at-top
+  from spectrax.scoring import job as score  # pylint: disable=g-import-not-at-top
+  from spectrax.checkpoints.loading import load_model  # pylint: disable=g-import-not-at-top
+  from spectrax.scoring.scorer import Scorer  # pylint: disable=g-import-not-at-top
   loaded = load_model(workdir=workdir)
   single = tmp_path / "single.jsonl"
   score.score_file(str(requests), str(single), Scorer(loaded.model, loaded.tokenizer,

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from spectrax import templates
-from spectrax.episodes import (Message, format_episode, tokenize_episode,
+from spectrax.data import templates
+from spectrax.data.episodes import (Message, format_episode, tokenize_episode,
                                training_arrays)
-from spectrax.tokenizer import load_tokenizer
+from spectrax.data.tokenizer import load_tokenizer
 
 D = Message("description", "Coin flips.")
 X1, Y1 = Message("input", "flip 1"), Message("output", "Heads")

@@ -15,10 +15,10 @@ from data_pipelines import build
 from data_pipelines.schema import Instance, Row, TaskSpec
 from data_pipelines.synthetic import diversity as diversity_data
 from data_pipelines.synthetic import urn
-from spectrax import templates
+from spectrax.data import templates
 from spectrax.evaluation import metrics, suites
-from spectrax.tasks import Suite
-from spectrax.tokenizer import Tokenizer
+from spectrax.data.suite_reader import Suite
+from spectrax.data.tokenizer import Tokenizer
 
 
 class CharTokenizer(Tokenizer):
@@ -177,8 +177,7 @@ def suite(tmp_path_factory):
       dataclasses.replace(diversity_data.SPEC),
   ]
   out = str(tmp_path_factory.mktemp("eval_suite"))
-  assert build.build(out, specs, seed=0, raw_dir=None,
-                     tokenizer_vocab_size=0) == []
+  assert build.build(out, specs, seed=0, raw_dir=None) == []
   return Suite(out)
 
 
@@ -393,7 +392,7 @@ def test_default_tasks_of_a_synthetic_only_suite(tiny_suite_dir):
 
 
 def test_steerability_counts_truncated_and_dropped_episodes(suite):
-  from spectrax.episodes import tokenize_episode  # pylint: disable=g-import-not-at-top
+  from spectrax.data.episodes import tokenize_episode  # pylint: disable=g-import-not-at-top
   max_tokens = 40
   result = suites.steerability(_bundle(), suite, ["coins_test"],
                                num_episodes=6, max_tokens=max_tokens,
@@ -443,7 +442,7 @@ def test_at_k_rescores_an_episode_the_model_truncated_before_k(suite):
 
 
 def test_cut_after_example():
-  from spectrax.episodes import Message  # pylint: disable=g-import-not-at-top
+  from spectrax.data.episodes import Message  # pylint: disable=g-import-not-at-top
   msgs = [Message("description", "d"), Message("output", "a"), Message("input", "i"),
           Message("output", "b"), Message("output", "c")]
   assert suites.cut_after_example(msgs, 1) == msgs[:4]

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from spectrax import flops
+from spectrax.training import flops
 from spectrax.models import ModelConfig, abstract_model
 from spectrax.models.attention import attention_mask
 

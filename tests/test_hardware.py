@@ -8,7 +8,7 @@ import types
 import jax
 import pytest
 
-from spectrax import hardware
+from spectrax.training import hardware
 
 
 @pytest.mark.parametrize("kind, name, peak", [

@@ -16,7 +16,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from spectrax import convert, params_io  # noqa: E402
+from spectrax import convert  # noqa: E402
+from spectrax.checkpoints import params_dir as params_io  # noqa: E402
 from spectrax.models import ModelConfig, load_hf, save_hf, transfer_special_tokens  # noqa: E402
 from spectrax.models.hf import SafetensorsReader  # noqa: E402
 
@@ -280,7 +281,7 @@ def test_transfer_refuses_multi_piece_token(checkpoints, loaded, tmp_path):
 def test_training_workdir_exports_to_transformers(tiny_run, tmp_path):
   """`convert --from_workdir` writes the trained model as an HF directory that
   transformers loads with the same logits and the run's tokenizer."""
-  from spectrax.load_model import load_model  # pylint: disable=g-import-not-at-top
+  from spectrax.checkpoints.loading import load_model  # pylint: disable=g-import-not-at-top
   out = str(tmp_path / "hf")
   assert convert.main([f"--from_workdir={tiny_run[0]}", "--step=8", f"--to_hf={out}"]) == 0
   assert "tokenizer.model" in os.listdir(out)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from spectrax.loss import chunked_cross_entropy, next_token_targets, token_logprobs_at
+from spectrax.models.loss import chunked_cross_entropy, next_token_targets, token_logprobs_at
 from spectrax.models import ModelConfig, Transformer
 
 

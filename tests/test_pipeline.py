@@ -5,7 +5,7 @@ import collections
 import numpy as np
 import pytest
 
-from spectrax.pipeline import (DataConfig, Pipeline, episode_index_dataset,
+from spectrax.data.pipeline import (DataConfig, Pipeline, episode_index_dataset,
                                make_global_batch)
 
 

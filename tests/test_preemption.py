@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from spectrax.preemption import PreemptionGuard
+from spectrax.training.preemption import PreemptionGuard
 
 
 def _sentinel(signum, frame):

@@ -13,10 +13,10 @@ from flax import nnx
 from scipy import stats
 from test_models import random_model, tiny_config
 
-from spectrax import sharding
+from spectrax.parallel import sharding
 from spectrax.models import decode, load_hf, reconfigure
-from spectrax.sampler import Sampler, sample_token
-from spectrax.tokenizer import Tokenizer
+from spectrax.scoring.sampler import Sampler, sample_token
+from spectrax.data.tokenizer import Tokenizer
 
 VOCAB, BOS, EOS = 130, 128, 129
 PROMPT_LENS = (3, 7, 12)  # across both buckets (8, 16)

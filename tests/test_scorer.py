@@ -14,12 +14,13 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from spectrax import scoring_layout, sharding  # noqa: E402
-from spectrax.episodes import format_episode  # noqa: E402
+from spectrax.scoring import layout as scoring_layout  # noqa: E402
+from spectrax.parallel import sharding  # noqa: E402
+from spectrax.data.episodes import format_episode  # noqa: E402
 from spectrax.models import load_hf  # noqa: E402
 from spectrax.models.attention import attention_mask  # noqa: E402
 from spectrax.models.config import GLOBAL_WINDOW  # noqa: E402
-from spectrax.scorer import Scorer, ScoreRequest  # noqa: E402
+from spectrax.scoring.scorer import Scorer, ScoreRequest  # noqa: E402
 
 TOL = 1e-4
 BUCKETS = (32, 64, 128)

@@ -7,7 +7,8 @@ import pytest
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
-from spectrax import params_io, sharding
+from spectrax.checkpoints import params_dir as params_io
+from spectrax.parallel import sharding
 from spectrax.models import ModelConfig, Transformer, init_model, load_hf, reconfigure, save_hf
 
 RULES = sharding.DEFAULT_RULES

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from data_pipelines import build, registry
-from spectrax.tasks import Suite
+from spectrax.data.suite_reader import Suite
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,15 +28,14 @@ def specs():
 def test_same_seed_gives_byte_identical_records(tmp_path, specs):
   a, b, c = (str(tmp_path / n) for n in "abc")
   for out, seed in ((a, 0), (b, 0), (c, 1)):
-    assert build.build(out, specs, seed=seed, raw_dir=None,
-                       tokenizer_vocab_size=0) == []
+    assert build.build(out, specs, seed=seed, raw_dir=None) == []
   assert _record_bytes(a) == _record_bytes(b)
   assert _record_bytes(a) != _record_bytes(c)
 
 
 def test_suite_reads_back(tmp_path, specs):
   out = str(tmp_path)
-  build.build(out, specs, seed=0, raw_dir=None, tokenizer_vocab_size=0)
+  build.build(out, specs, seed=0, raw_dir=None)
   suite = Suite(out)
   assert suite.task_names("train") == ["cards", "coinflip"]
   assert suite.task_names("test", kind="distributional") == ["urn"]
@@ -57,7 +56,7 @@ def test_suite_reads_back(tmp_path, specs):
 def test_missing_raw_files_name_the_file_and_synthetic_still_builds(tmp_path):
   specs = registry.select(registry.all_tasks(), ["cards", "globaloqa"])
   errors = build.build(str(tmp_path), specs, seed=0, raw_dir=str(tmp_path),
-                       explicit=True, tokenizer_vocab_size=0)
+                       explicit=True)
   assert len(errors) == 1
   assert "globaloqa/global_opinions.csv" in errors[0]
   assert "huggingface.co/datasets/Anthropic/llm_global_opinions" in errors[0]
@@ -69,23 +68,33 @@ def test_unknown_task_is_an_error():
     registry.select(registry.all_tasks(), ["coinflips"])
 
 
-def test_cli_builds_with_default_tokenizer(tmp_path):
+def test_cli_builds_then_default_tokenizer_trains_and_goes_stale(tmp_path):
   out = str(tmp_path / "suite")
   proc = subprocess.run(
       [sys.executable, "-m", "data_pipelines.build", f"--out={out}",
-       "--tasks=cards,urn", "--tokenizer_vocab_size=600"],
+       "--tasks=cards,urn"],
       cwd=REPO, capture_output=True, text=True)
   assert proc.returncode == 0, proc.stderr[-2000:]
   suite = Suite(out)
-  assert suite.tokenizer_path and os.path.exists(suite.tokenizer_path)
-  from spectrax.tokenizer import load_tokenizer
-  from spectrax import templates
-  tok = load_tokenizer(suite.tokenizer_path)
+  assert suite.tokenizer_path is None
+  from spectrax.data import tokenizer_training
+  path = tokenizer_training.ensure_default_tokenizer(out, vocab_size=600)
+  assert Suite(out).tokenizer_path == path and os.path.exists(path)
+  assert tokenizer_training.ensure_default_tokenizer(out) == path  # kept
+  from spectrax.data.tokenizer import load_tokenizer
+  from spectrax.data import templates
+  tok = load_tokenizer(path)
   for t in templates.TEMPLATES.values():
     tok.require_single_tokens(t.special_tokens, t.name)
   proc = subprocess.run(
       [sys.executable, "-m", "data_pipelines.build", f"--out={out}",
-       "--tasks=globaloqa", "--tokenizer_vocab_size=0"],
+       "--tasks=globaloqa"],
       cwd=REPO, capture_output=True, text=True)
   assert proc.returncode == 1
   assert "globaloqa/global_opinions.csv" in proc.stderr
+  assert Suite(out).tokenizer_path == path  # nothing rebuilt: still current
+  proc = subprocess.run(
+      [sys.executable, "-m", "data_pipelines.build", f"--out={out}",
+       "--tasks=coinflip"], cwd=REPO, capture_output=True, text=True)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert Suite(out).tokenizer_path is None and not os.path.exists(path)

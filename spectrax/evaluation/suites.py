@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 import tqdm
 
-from spectrax import templates as templates_lib
-from spectrax.episodes import Message, format_episode, tokenize_episode
+from spectrax.data import templates as templates_lib
+from spectrax.data.episodes import Message, format_episode, tokenize_episode
 from spectrax.evaluation import metrics as metrics_lib
 from spectrax.evaluation import validity
-from spectrax.pipeline import DataConfig, EpisodeToArrays, TaskPlan
-from spectrax.tasks import Suite
-from spectrax.tokenizer import Tokenizer, load_tokenizer
+from spectrax.data.pipeline import DataConfig, EpisodeToArrays, TaskPlan
+from spectrax.data.suite_reader import Suite
+from spectrax.data.tokenizer import Tokenizer, load_tokenizer
 
 CAPABILITY_TASKS = ("mmlu", "gpqa", "hellaswag", "winogrande", "arc", "drop",
                     "truthful_qa")
@@ -77,7 +77,7 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 def _request(**kwargs):
   # Imported here: the scorer module pulls in the jitted model code.
-  from spectrax.scorer import ScoreRequest  # pylint: disable=g-import-not-at-top
+  from spectrax.scoring.scorer import ScoreRequest  # pylint: disable=g-import-not-at-top
   return ScoreRequest(**kwargs)
 
 

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from spectrax import sharding
+from spectrax.parallel import sharding
 from spectrax.models.config import GLOBAL_WINDOW, ModelConfig
 from spectrax.models.layers import RMSNorm, apply_rope, param, project
 

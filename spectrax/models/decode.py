@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from spectrax import sharding
+from spectrax.parallel import sharding
 from spectrax.models.attention import dense_attention
 from spectrax.models.config import ModelConfig
 

@@ -43,7 +43,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from spectrax import sharding
+from spectrax.parallel import sharding
 from spectrax.models.config import ModelConfig, to_hf_dict
 from spectrax.models.transformer import Transformer, abstract_model, param_shardings
 

@@ -26,7 +26,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
-from spectrax import sharding
+from spectrax.parallel import sharding
 from spectrax.models.attention import Attention
 from spectrax.models.config import ModelConfig
 from spectrax.models.layers import Mlp, RMSNorm, param

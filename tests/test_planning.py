@@ -3,9 +3,9 @@
 import pytest
 
 from configs import tiny
-from spectrax import flops as flops_lib
-from spectrax import plan as plan_lib
-from spectrax import run_config
+from spectrax.training import flops as flops_lib
+from spectrax.training import planning as plan_lib
+from spectrax.training import run_config
 
 
 @pytest.fixture(scope="module")

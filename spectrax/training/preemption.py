@@ -35,7 +35,7 @@ from types import FrameType
 
 import jax
 
-from spectrax import distributed
+from spectrax.parallel import distributed
 
 
 class PreemptionGuard:

@@ -10,9 +10,9 @@ import os
 import ml_collections
 from flax import nnx
 
-from spectrax import sharding
+from spectrax.parallel import sharding
 from spectrax.models import ModelConfig, Transformer, load_hf
-from spectrax.tokenizer import Tokenizer, load_tokenizer
+from spectrax.data.tokenizer import Tokenizer, load_tokenizer
 
 
 @dataclasses.dataclass
@@ -48,11 +48,11 @@ def load_model(hf_checkpoint: str | None = None, workdir: str | None = None,
 
 def _from_workdir(workdir, step, mesh, rules, overrides) -> LoadedModel:
   # Imported here: the trainer's modules are not needed for HF checkpoints.
-  from spectrax import run_config  # pylint: disable=g-import-not-at-top
-  from spectrax.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
-  from spectrax.state_io import flatten_state, unflatten_state  # pylint: disable=g-import-not-at-top
-  from spectrax.train import RUN_FILE  # pylint: disable=g-import-not-at-top
-  from spectrax.train_step import Trainer, make_optimizer  # pylint: disable=g-import-not-at-top
+  from spectrax.training import run_config  # pylint: disable=g-import-not-at-top
+  from spectrax.checkpoints.training_state import Checkpointer  # pylint: disable=g-import-not-at-top
+  from spectrax.checkpoints.state_tree import flatten_state, unflatten_state  # pylint: disable=g-import-not-at-top
+  from spectrax.training.loop import RUN_FILE  # pylint: disable=g-import-not-at-top
+  from spectrax.training.step import Trainer, make_optimizer  # pylint: disable=g-import-not-at-top
   run_path = os.path.join(workdir, RUN_FILE)
   if not os.path.exists(run_path):
     raise FileNotFoundError(f"{run_path} not found: {workdir} is not a "

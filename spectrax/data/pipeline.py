@@ -24,12 +24,12 @@ from collections.abc import Iterator, Mapping, Sequence
 import grain
 import numpy as np
 
-from spectrax import templates
-from spectrax.episode_sampler import sample_episode
-from spectrax.episodes import tokenize_episode, training_arrays
-from spectrax.packing import RetainingBestFitPackIterDataset
-from spectrax.tasks import Suite, TaskSource
-from spectrax.tokenizer import Tokenizer, load_tokenizer
+from spectrax.data import templates
+from spectrax.data.episode_sampling import sample_episode
+from spectrax.data.episodes import tokenize_episode, training_arrays
+from spectrax.data.packing import RetainingBestFitPackIterDataset
+from spectrax.data.suite_reader import Suite, TaskSource
+from spectrax.data.tokenizer import Tokenizer, load_tokenizer
 
 PACKERS = {
     "retained_best_fit": RetainingBestFitPackIterDataset,

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from conftest import tiny_train_config
-from spectrax import run_config
-from spectrax import train as train_lib
+from spectrax.training import run_config
+from spectrax.training import loop as train_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -92,7 +92,7 @@ def test_sigterm_saves_and_exits_zero(tiny_suite_dir, tmp_path):
   out, _ = proc.communicate(timeout=120)
   assert proc.returncode == 0, out[-3000:]
   assert "preempted" in out
-  from spectrax.checkpoint import Checkpointer
+  from spectrax.checkpoints.training_state import Checkpointer
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), save_every=1000,
                       keep=3)
   steps = len([l for l in open(metrics) if '"loss"' in l])
@@ -102,7 +102,7 @@ def test_sigterm_saves_and_exits_zero(tiny_suite_dir, tmp_path):
 
 def test_nan_guard_names_step_and_checkpoint(tiny_suite_dir, tmp_path,
                                              monkeypatch):
-  from spectrax import train_step
+  from spectrax.training import step as train_step
   real = train_step.Trainer._loss
 
   def poisoned(self, params, batch):
@@ -142,9 +142,9 @@ def test_real_model_config_requires_a_checkpoint():
 def test_load_model_from_workdir_reproduces_final_eval(tiny_suite_dir,
                                                        uninterrupted):
   from flax import nnx
-  from spectrax import sharding
-  from spectrax.load_model import load_model
-  from spectrax.train_step import OptimizerConfig, Trainer, make_optimizer
+  from spectrax.parallel import sharding
+  from spectrax.checkpoints.loading import load_model
+  from spectrax.training.step import OptimizerConfig, Trainer, make_optimizer
   workdir, summary = uninterrupted
   loaded = load_model(workdir=workdir)
   assert loaded.template == "gemma" and loaded.name.endswith("@8")
@@ -160,8 +160,8 @@ def test_load_model_from_workdir_reproduces_final_eval(tiny_suite_dir,
 
 def test_a_moved_workdir_loads_with_its_own_tokenizer(tiny_run, tmp_path):
   import shutil  # pylint: disable=g-import-not-at-top
-  from spectrax.load_model import load_model  # pylint: disable=g-import-not-at-top
-  from spectrax.tokenizer import load_tokenizer  # pylint: disable=g-import-not-at-top
+  from spectrax.checkpoints.loading import load_model  # pylint: disable=g-import-not-at-top
+  from spectrax.data.tokenizer import load_tokenizer  # pylint: disable=g-import-not-at-top
   moved = shutil.copytree(tiny_run[0], tmp_path / "moved")
   with open(moved / "run.json") as f:
     run = json.load(f)
@@ -173,7 +173,7 @@ def test_a_moved_workdir_loads_with_its_own_tokenizer(tiny_run, tmp_path):
 
 
 def test_tokenizer_snapshot_skips_weights(tmp_path):
-  from spectrax.tokenizer import snapshot_tokenizer  # pylint: disable=g-import-not-at-top
+  from spectrax.data.tokenizer import snapshot_tokenizer  # pylint: disable=g-import-not-at-top
   src = tmp_path / "hf"
   src.mkdir()
   for name in ("tokenizer.json", "tokenizer_config.json", "config.json", "model.safetensors",
@@ -188,7 +188,7 @@ def test_relative_workdir(tiny_suite_dir, tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   c = _config(tiny_suite_dir, num_steps=2, checkpoint_every=1, eval_every=0)
   assert train_lib.train(c, os.path.join("runs", "rel"))["step"] == 2
-  from spectrax.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
+  from spectrax.checkpoints.training_state import Checkpointer  # pylint: disable=g-import-not-at-top
   ckpt = Checkpointer(os.path.join("runs", "rel", "checkpoints"), save_every=1, keep=3)
   assert ckpt.all_steps() == [1, 2]
   ckpt.close()

@@ -19,8 +19,8 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from spectrax import sharding
-from spectrax.loss import chunked_cross_entropy
+from spectrax.parallel import sharding
+from spectrax.models.loss import chunked_cross_entropy
 from spectrax.models import ModelConfig, Transformer
 
 BATCH_KEYS = ("inputs", "targets", "loss_mask", "segment_ids", "positions")

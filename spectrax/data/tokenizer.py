@@ -235,7 +235,7 @@ def train_sentencepiece(texts: Iterable[str], model_file: str, *,
       raise ValueError(
           f"vocab_size={vocab_size} is too small for this corpus: byte "
           "fallback needs 256 byte pieces plus every distinct character; "
-          f"raise it (--tokenizer_vocab_size). SentencePiece said: {e}") from e
+          f"raise vocab_size. SentencePiece said: {e}") from e
     raise
   os.makedirs(os.path.dirname(os.path.abspath(model_file)), exist_ok=True)
   with open(model_file, "wb") as f:

@@ -40,9 +40,9 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from spectrax import sharding
+from spectrax.parallel import sharding
 from spectrax.models import decode
-from spectrax.tokenizer import Tokenizer
+from spectrax.data.tokenizer import Tokenizer
 
 # Prompt tokens re-decoded with a completion so SentencePiece keeps its
 # leading space ("Output:" + "▁Heads" -> " Heads", not "Heads").

@@ -1,6 +1,6 @@
 """Reading a built Spectrum Suite (`python -m data_pipelines.build --out=DIR`).
 
-A suite directory holds `suite.json` (task → record directory) and one
+A suite directory holds `suite.json` (`data_pipelines.schema.MANIFEST`: (task → record directory) and one
 TFDS/ArrayRecord dataset per task. `Suite` gives random-access instance
 sources (for `grain.MapDataset.source`) and per-task sampling settings.
 """
@@ -13,9 +13,8 @@ import json
 import os
 from collections.abc import Sequence
 
-from spectrax.episode_sampler import SamplingSpec
-
-MANIFEST = "suite.json"
+from data_pipelines.schema import DEFAULT_TOKENIZER, MANIFEST
+from spectrax.data.episode_sampling import SamplingSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +115,10 @@ class Suite:
 
   @property
   def tokenizer_path(self) -> str | None:
-    name = self.manifest.get("tokenizer")
-    return os.path.join(self.path, name) if name else None
+    """The suite's default tokenizer, if trained (`tokenizer_training`)."""
+    name = self.manifest.get("tokenizer")  # suites built before it moved here
+    path = os.path.join(self.path, name or DEFAULT_TOKENIZER)
+    return path if os.path.exists(path) else None
 
   def task_names(self, suite_split: str | None = None,
                  kind: str | None = "icl") -> list[str]:

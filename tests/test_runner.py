@@ -18,11 +18,11 @@ from data_pipelines import build
 from data_pipelines.schema import Instance, Row, TaskSpec
 from data_pipelines.synthetic import diversity as diversity_data
 from data_pipelines.synthetic import urn
-from spectrax import templates
-from spectrax.episodes import format_episode
+from spectrax.data import templates
+from spectrax.data.episodes import format_episode
 from spectrax.evaluation import metrics, suites
-from spectrax.load_model import load_model
-from spectrax.tasks import Suite
+from spectrax.checkpoints.loading import load_model
+from spectrax.data.suite_reader import Suite
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIVERSITY_TASK = "us_states_full_names"
@@ -41,7 +41,7 @@ def eval_suite(tmp_path_factory):
                     mean_k=6, test_fraction=1.0),
            urn.SPEC, diversity_data.SPEC]
   out = str(tmp_path_factory.mktemp("eval_suite"))
-  assert build.build(out, specs, seed=0, raw_dir=None, tokenizer_vocab_size=0) == []
+  assert build.build(out, specs, seed=0, raw_dir=None) == []
   return out
 
 

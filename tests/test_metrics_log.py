@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spectrax.metrics import MetricsWriter, Progress, StepTimer
+from spectrax.training.metrics_log import MetricsWriter, Progress, StepTimer
 
 
 def read_jsonl(workdir):

@@ -11,10 +11,10 @@ import os
 
 import ml_collections
 
-from spectrax import templates
+from spectrax.data import templates
 from spectrax.models import ModelConfig, preset
-from spectrax.pipeline import PACKERS, DataConfig
-from spectrax.train_step import OptimizerConfig
+from spectrax.data.pipeline import PACKERS, DataConfig
+from spectrax.training.step import OptimizerConfig
 
 
 class ConfigError(ValueError):

@@ -30,7 +30,7 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
-from spectrax import distributed
+from spectrax.parallel import distributed
 
 log = logging.getLogger(__name__)
 

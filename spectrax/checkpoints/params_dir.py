@@ -21,7 +21,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import Mesh
 
-from spectrax import sharding
+from spectrax.parallel import sharding
 from spectrax.models.config import ModelConfig
 from spectrax.models.transformer import Transformer, abstract_model, param_shardings
 

@@ -13,9 +13,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from data_pipelines import build
 from data_pipelines.schema import Instance, Row, TaskSpec
-from spectrax.checkpoint import (CheckpointRestoreError, Checkpointer,
+from spectrax.checkpoints.training_state import (CheckpointRestoreError, Checkpointer,
                                  ProcessCountMismatchError)
-from spectrax.pipeline import DataConfig, Pipeline
+from spectrax.data.pipeline import DataConfig, Pipeline
 
 # A failed orbax restore leaves tensorstore futures and coroutines to a closed
 # event loop; they surface at garbage collection, in whichever test runs then.
@@ -288,8 +288,9 @@ def suite_dir(tmp_path_factory):
   out = str(tmp_path_factory.mktemp("suite"))
   specs = [TaskSpec(name="coins", suite_split="train", kind="icl",
                     generate=_coins, mean_k=8)]
-  assert build.build(out, specs, seed=0, raw_dir=None,
-                     tokenizer_vocab_size=400) == []
+  assert build.build(out, specs, seed=0, raw_dir=None) == []
+  from spectrax.data import tokenizer_training  # pylint: disable=g-import-not-at-top
+  tokenizer_training.train_default_tokenizer(out, vocab_size=400)
   return out
 
 
@@ -323,7 +324,7 @@ def test_data_iterator_resumes_exactly(tmp_path, mesh, suite_dir):
 _CRASH_SCRIPT = """
 import os, sys
 import jax.numpy as jnp
-from spectrax.checkpoint import Checkpointer
+from spectrax.checkpoints.training_state import Checkpointer
 
 class It:
   def get_state(self):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from spectrax import sharding
+from spectrax.parallel import sharding
 from spectrax.models import ModelConfig, init_model
-from spectrax.train_step import OptimizerConfig, Trainer, make_optimizer
+from spectrax.training.step import OptimizerConfig, Trainer, make_optimizer
 
 CFG = ModelConfig.from_hf(dict(
     model_type="gemma3_text", hidden_size=32, intermediate_size=64,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from spectrax.episodes import Message
+from spectrax.data.episodes import Message
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,10 +9,10 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from spectrax import score  # noqa: E402
+from spectrax.scoring import job as score  # noqa: E402
 from spectrax.models import load_hf  # noqa: E402
-from spectrax.scorer import Scorer  # noqa: E402
-from spectrax.tokenizer import load_tokenizer  # noqa: E402
+from spectrax.scoring.scorer import Scorer  # noqa: E402
+from spectrax.data.tokenizer import load_tokenizer  # noqa: E402
 
 WORDS = "Heads Tails red blue ball urn coin the a Output: Description: Input:".split()
 VOCAB = 64

@@ -33,11 +33,11 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
-from spectrax import sharding
-from spectrax import scoring_layout as layout_lib
-from spectrax import templates as templates_lib
-from spectrax.episodes import format_episode
-from spectrax.loss import split_positions
+from spectrax.parallel import sharding
+from spectrax.scoring import layout as layout_lib
+from spectrax.data import templates as templates_lib
+from spectrax.data.episodes import format_episode
+from spectrax.models.loss import split_positions
 from spectrax.models.layers import project
 
 log = logging.getLogger(__name__)

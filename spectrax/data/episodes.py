@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from spectrax import templates as templates_lib
-from spectrax.tokenizer import Tokenizer
+from spectrax.data import templates as templates_lib
+from spectrax.data.tokenizer import Tokenizer
 
 
 @dataclasses.dataclass(frozen=True)

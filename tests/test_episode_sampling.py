@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spectrax.episode_sampler import SamplingSpec, sample_episode
+from spectrax.data.episode_sampling import SamplingSpec, sample_episode
 
 
 def _sample(spec, e, n=400, inputs=True, descriptions=("d1", "d2")):
