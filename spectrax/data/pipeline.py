@@ -25,10 +25,10 @@ import grain
 import numpy as np
 
 from spectrax.data import templates
-from spectrax.data.episode_sampling import sample_episode
+from spectrax.data.episode_planning import TaskPlan, plan_messages
 from spectrax.data.episodes import tokenize_episode, training_arrays
 from spectrax.data.packing import RetainingBestFitPackIterDataset
-from spectrax.data.suite_reader import Suite, TaskSource
+from spectrax.data.suite_reader import Suite
 from spectrax.data.tokenizer import Tokenizer, load_tokenizer
 
 PACKERS = {
@@ -91,32 +91,6 @@ class DataConfig:
         raise ValueError(f"data.mixture weights must be positive: {bad}.")
 
 
-@dataclasses.dataclass
-class TaskPlan:
-  """Which instance each of a task's episodes comes from."""
-
-  source: TaskSource
-  starts: np.ndarray  # [num_instances] first episode index of each instance.
-  num_episodes: int
-
-  @classmethod
-  def make(cls, source: TaskSource) -> "TaskPlan":
-    """About one episode per `expected_k` rows, so an epoch sees each row
-    about once (SOURCES §0: the authors' "all rows, chunked" tasks)."""
-    if not source.num_rows or sum(source.num_rows) == 0:
-      raise ValueError(
-          f"task {source.name!r} has no outputs in split {source.split!r}; "
-          "remove it from data.tasks or rebuild it with rows.")
-    counts = np.array([
-        0 if n == 0 else max(1, round(n / source.sampling.expected_k(n)))
-        for n in source.num_rows], np.int64)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return cls(source=source, starts=starts, num_episodes=int(counts.sum()))
-
-  def instance_of(self, episode_index: int) -> int:
-    return int(np.searchsorted(self.starts, episode_index, side="right") - 1)
-
-
 class EpisodeToArrays(grain.transforms.Map):
   """(task index, episode index) → one episode's arrays + its stats record.
 
@@ -141,20 +115,11 @@ class EpisodeToArrays(grain.transforms.Map):
       self._tokenizer = load_tokenizer(self._tokenizer_path)
     return self._tokenizer
 
-  def messages(self, task_index: int, episode_index: int):
-    plan = self._plans[task_index]
-    rec = plan.source[plan.instance_of(episode_index)]
-    return sample_episode(
-        rec.inputs, rec.outputs,
-        rec.descriptions or plan.source.default_descriptions,
-        plan.source.sampling, seed=self._config.seed, task=plan.source.name,
-        episode_index=episode_index)
-
   def map(self, element):
     task_index, episode_index = element
     cfg = self._config
-    ep = tokenize_episode(self.messages(task_index, episode_index),
-                          cfg.template, self.tokenizer,
+    messages = plan_messages(self._plans[task_index], cfg.seed, episode_index)
+    ep = tokenize_episode(messages, cfg.template, self.tokenizer,
                           max_tokens=cfg.max_tokens,
                           check_joint=cfg.check_joint_tokenization)
     stats = np.zeros((1, len(STAT_FIELDS)), np.int32)
