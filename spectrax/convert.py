@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument("--from_hf", help="HF model directory (config.json + safetensors)")
-  src.add_argument("--from_spectrax", help="spectrax checkpoint directory (save_params)")
+  src.add_argument("--from_spectrax", help="spectrax checkpoint directory (save_params_dir)")
   src.add_argument("--from_workdir", help="a python -m spectrax.train run directory")
   p.add_argument("--step", type=int, help="with --from_workdir: the checkpoint step (default: "
                  "the newest readable)")
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"loaded {loaded.name} (template {loaded.template})")
     tokenizer_src = os.path.join(args.from_workdir, TOKENIZER_SUBDIR)
   else:
-    model = params_io.restore_params(args.from_spectrax, mesh=mesh, param_dtype=args.param_dtype)
+    model = params_io.load_params_dir(args.from_spectrax, mesh=mesh, param_dtype=args.param_dtype)
     tokenizer_src = os.path.join(args.from_spectrax, TOKENIZER_SUBDIR)
   cfg = model.config
   print(f"loaded {cfg.family} model: {cfg.num_params() / 1e9:.3f}B parameters, {cfg.num_layers} layers")
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
   tokenizer_dir = args.tokenizer_dir or (tokenizer_src if os.path.isdir(tokenizer_src) else None)
   if args.to_spectrax:
-    params_io.save_params(args.to_spectrax, model, cfg)
+    params_io.save_params_dir(args.to_spectrax, model, cfg)
     if tokenizer_dir:
       os.makedirs(os.path.join(args.to_spectrax, TOKENIZER_SUBDIR), exist_ok=True)
       for fn in TOKENIZER_FILES:

@@ -265,7 +265,7 @@ def test_transfer_special_tokens_and_convert_cli(checkpoints, tokens, tmp_path, 
   load = lambda d: transformers.AutoModelForCausalLM.from_pretrained(d, attn_implementation="eager")  # noqa: E731
   plain = tokens % ids[0]
   assert_close(torch_logits(load(out), plain)[..., :ids[0]], torch_logits(load(base), plain)[..., :ids[0]])
-  restored = params_io.restore_params(ckpt)
+  restored = params_io.load_params_dir(ckpt)
   assert restored.config == load_hf(base).config
 
 

@@ -89,8 +89,8 @@ def test_sharded_load_equals_unsharded(mesh, hf_dir, tokens):
 
 def test_restore_params_into_mesh(mesh, hf_dir, tmp_path):
   model = load_hf(hf_dir)
-  params_io.save_params(str(tmp_path / "ckpt"), model, model.config)
-  restored = params_io.restore_params(str(tmp_path / "ckpt"), mesh=mesh, rules=RULES)
+  params_io.save_params_dir(str(tmp_path / "ckpt"), model, model.config)
+  restored = params_io.load_params_dir(str(tmp_path / "ckpt"), mesh=mesh, rules=RULES)
   assert restored.layers.mlp.gate[...].sharding.spec == P(None, "fsdp", "tensor")
   for a, b in zip(jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(restored))):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
