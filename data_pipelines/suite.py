@@ -6,6 +6,12 @@ evaluation loss; a test-suite task has only `test`). Task metadata (sampling
 settings, descriptions, row counts per instance) goes to the dataset's
 `metadata.json`. TFDS runs here without TensorFlow: records are written with
 `file_format="array_record"` and read back with `tfds.data_source`.
+
+The same tasks built with the same seed give byte-identical record files:
+TFDS serialises each record as a `tf.train.Example`, whose features are a
+protobuf map, and protobuf writes map entries in its hash-table order, which
+changes from process to process. `_SortedExampleWriter` re-serialises every
+record with its map entries sorted by key before it is written.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import writer as tfds_writer
+from tensorflow_datasets.proto import tf_example_pb2
 
 from data_pipelines.schema import BuildContext, Instance, TaskSpec
 
@@ -69,6 +77,20 @@ def split_instances(spec: TaskSpec, instances: list[Instance], seed: int
   return out
 
 
+class _SortedExampleWriter(tfds_writer.ExampleWriter):
+  """Writes each serialised `tf.train.Example` with its features in key order.
+
+  Re-serialising keeps every field and so the record's length: the split
+  sizes TFDS computed from the unsorted records stay true.
+  """
+
+  def write(self, path, examples):
+    return super().write(path, (
+        (key, tf_example_pb2.Example.FromString(record).SerializeToString(
+            deterministic=True))
+        for key, record in examples))
+
+
 class SpectrumSuite(tfds.core.GeneratorBasedBuilder):
   """A builder whose config is one task; instantiate with `for_task`."""
 
@@ -91,6 +113,9 @@ class SpectrumSuite(tfds.core.GeneratorBasedBuilder):
                                      description=spec.about or spec.name)
     return cls(spec=spec, ctx=ctx, config=config, data_dir=data_dir,
                file_format="array_record")
+
+  def _example_writer(self) -> tfds_writer.ExampleWriter:
+    return _SortedExampleWriter(file_format=self.info.file_format)
 
   def _splits(self) -> dict[str, list[Instance]]:
     if self._split_cache is None:
