@@ -37,7 +37,7 @@ def main():
       model_type="llama", hidden_size=hidden, intermediate_size=4 * hidden,
       num_hidden_layers=layers, num_attention_heads=hidden // 128,
       num_key_value_heads=max(1, hidden // 512), head_dim=128,
-      vocab_size=128_256, rms_norm_eps=1e-5, rope_theta=500000.0,
+      vocab_size=arg("vocab", 128_256), rms_norm_eps=1e-5, rope_theta=500000.0,
       max_position_embeddings=8192, tie_word_embeddings=False,
       hidden_act="silu"), dtype="bfloat16",
       attention_backend=arg("attention", "cudnn"), remat_policy="full")

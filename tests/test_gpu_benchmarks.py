@@ -1,0 +1,48 @@
+"""benchmarks/gpu.sh runs on the lent H200 as it is: its image has jax, flax,
+optax, orbax and transformers but no grain, ml_collections,
+tensorflow_datasets or array_record, and no registry to install them from.
+These checks are the cheap half of `bash benchmarks/gpu.sh --check`."""
+
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEVICE_LACKS = "grain,ml_collections,tensorflow_datasets,array_record,tensorboardX"
+
+
+def _run_without(tmp_path, code: str):
+  script = tmp_path / "probe.py"
+  script.write_text(f"import sys; sys.path.insert(0, {REPO!r})\n{code}\n")
+  return subprocess.run(
+      [sys.executable, "benchmarks/without_modules.py", DEVICE_LACKS, "--",
+       str(script)], cwd=REPO, capture_output=True, text=True,
+      env={**os.environ, "JAX_PLATFORMS": "cpu"})
+
+
+def test_hidden_modules_really_fail(tmp_path):
+  proc = _run_without(tmp_path, "import grain")
+  assert proc.returncode != 0
+  assert "No module named 'grain'" in proc.stderr
+
+
+def test_gpu_benchmark_code_needs_nothing_the_device_lacks(tmp_path):
+  proc = _run_without(tmp_path, "\n".join([
+      "from spectrax.training.step import Trainer, make_optimizer",
+      "from spectrax.training import flops, hardware",
+      "from spectrax.scoring.scorer import Scorer",
+      "from spectrax.models import ModelConfig, init_model",
+      "import runpy",
+      "for name in ('train_step_gpu', 'scorer', 'harness'):",
+      "  runpy.run_path(f'benchmarks/{name}.py', run_name='not_main')",
+      "print('ok')"]))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.strip().endswith("ok")
+
+
+def test_gpu_sh_parses_and_names_both_parts():
+  proc = subprocess.run(["bash", "-n", "benchmarks/gpu.sh"], cwd=REPO)
+  assert proc.returncode == 0
+  text = open(os.path.join(REPO, "benchmarks/gpu.sh")).read()
+  assert "pip install" not in text  # The device reaches no registry.
+  assert "train_step_gpu.py" in text and "benchmarks/scorer.py" in text
