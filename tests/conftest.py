@@ -170,3 +170,15 @@ def tiny_train_flags(suite_dir, **train):
         value = "(" + "".join(f"{v!r}," for v in value) + ")"
       out.append(f"--config.{key}={value}")
   return out
+
+
+# --- The evaluation suites' tests (test_steerability.py, test_distributional.py, ...).
+
+
+@pytest.fixture(scope="session")
+def eval_suite(tmp_path_factory):
+  """A small built suite with one task of each evaluation kind
+  (`eval_fakes.build_eval_suite`)."""
+  import eval_fakes  # pylint: disable=g-import-not-at-top
+  from spectrax.data.suite_reader import Suite  # pylint: disable=g-import-not-at-top
+  return Suite(eval_fakes.build_eval_suite(str(tmp_path_factory.mktemp("eval_suite"))))

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from spectrax.evaluation import report
-from spectrax.evaluation.suites import steerability_metrics
+from spectrax.evaluation.steerability import steerability_metrics
 
 
 def _steerability(shift):

@@ -1,0 +1,122 @@
+"""SPEC §7c valid output coverage: samples of the 22 generation tasks.
+
+Each task is prompted with its description, its three examples, or both;
+generations are sampled at temperature 1, cleaned, checked for validity
+(`validity.py`) and measured for yield, uniqueness and coverage.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+from typing import Any
+
+from spectrax.data import templates as templates_lib
+from spectrax.data.episodes import Message, format_episode
+from spectrax.data.suite_reader import Suite
+from spectrax.evaluation import metrics as metrics_lib
+from spectrax.evaluation import validity
+from spectrax.evaluation.suite_inputs import (ModelBundle, mean_or_none,
+                                              progress_bar, task_records)
+
+# SOURCES §7: sampling stops at any template's terminal token; newlines are
+# cut after stripping (so a leading newline never makes an empty answer).
+SAMPLING_STOPS = ("<|eot_id|>", "<end_of_turn>", "<|im_end|>",
+                  "<|end_of_text|>")
+_REMOVED = ("<pad>", "<|endoftext|>")
+DIVERSITY_VARIANTS = ("description", "examples", "both")
+_SUMMARY_METRICS = ("percent_valid", "yield", "unique_gens_pct", "usable_unique",
+                    "raw_unique", "pairwise_collision", "coverage")
+
+
+def diversity_messages(record, variant: str) -> list[Message]:
+  """The prompt messages of one variant: description only, the 3 examples
+  only (as outputs), or both."""
+  if variant not in DIVERSITY_VARIANTS:
+    raise ValueError(f"unknown diversity variant {variant!r}; use one of "
+                     f"{DIVERSITY_VARIANTS}.")
+  messages = []
+  if variant in ("description", "both"):
+    messages.append(Message("description", record.descriptions[0]))
+  if variant in ("examples", "both"):
+    messages.extend(Message("output", e) for e in record.outputs)
+  return messages
+
+
+def clean_generation(text: str) -> str:
+  """SOURCES §7 post-processing: drop pad/end markers, strip, cut at the
+  first newline or terminal token, strip again."""
+  for junk in _REMOVED:
+    text = text.replace(junk, "")
+  text = text.strip()
+  cuts = [text.find(s) for s in ("\n",) + SAMPLING_STOPS if s in text]
+  return text[:min(cuts)].strip() if cuts else text
+
+
+def _generation_tasks(suite: Suite, tasks: Sequence[str] | None) -> list:
+  """The records of the named generation tasks (all by default)."""
+  records = [r for name in suite.task_names(None, "diversity")
+             for r in task_records(suite.source(name, "test"))]
+  if tasks is None:
+    return records
+  unknown = sorted(set(tasks) - {r.id for r in records})
+  if unknown:
+    raise ValueError(f"unknown diversity task(s) {unknown}; the suite has "
+                     f"{sorted(r.id for r in records)}.")
+  return [r for r in records if r.id in set(tasks)]
+
+
+def _sample_task(bundle: ModelBundle, template: templates_lib.Template, record,
+                 variants: Sequence[str], num_samples: int, seed: int,
+                 num_shown: int) -> dict[str, dict[str, Any]]:
+  """Per variant: the metrics of one task's cleaned generations and its
+  `num_shown` most common ones."""
+  check = validity.check_for_record(record)
+  eos = bundle.tokenizer.eos_id
+  prompts = ["".join(text for text, _ in format_episode(
+      diversity_messages(record, v), template, add_generation_prompt=True))
+             for v in variants]
+  samples = bundle.sampler.sample(
+      prompts, num_samples=num_samples,
+      max_new_tokens=int(record.extra["max_new_tokens"]), temperature=1.0,
+      top_p=1.0, top_k=0, stop_strings=SAMPLING_STOPS,
+      stop_token_ids=() if eos is None else (eos,), seed=seed)
+  per_variant = {}
+  for variant, raw in zip(variants, samples, strict=True):
+    gens = [clean_generation(g) for g in raw]
+    shown = collections.Counter(gens).most_common(num_shown)
+    per_variant[variant] = {
+        **metrics_lib.diversity_metrics(gens, check),
+        "top": [{"text": g, "count": c, "valid": bool(check(g))}
+                for g, c in shown]}
+  return per_variant
+
+
+def diversity(bundle: ModelBundle, suite: Suite,
+              tasks: Sequence[str] | None = None, *, num_samples: int = 100,
+              variants: Sequence[str] = DIVERSITY_VARIANTS, seed: int = 0,
+              num_shown: int = 8, progress: bool = True) -> dict[str, Any]:
+  """SPEC §7c: `num_samples` generations per (task, variant) at temperature
+  1 (no top-p/top-k), cleaned, checked, and measured.
+
+  Args:
+    tasks: generation task keys (instance ids of the suite's diversity
+      task); default all 22.
+    num_shown: most common generations kept per (task, variant) for tables.
+  """
+  if bundle.sampler is None:
+    raise ValueError(f"model {bundle.name!r} has no sampler; the diversity "
+                     "suite samples generations.")
+  records = _generation_tasks(suite, tasks)
+  template = templates_lib.get_template(bundle.template)
+  result: dict[str, Any] = {"template": bundle.template, "tasks": {},
+                            "num_samples": num_samples}
+  for rec in progress_bar(records, f"{bundle.name} diversity", len(records),
+                          progress):
+    result["tasks"][rec.id] = _sample_task(bundle, template, rec, variants,
+                                           num_samples, seed, num_shown)
+  result["summary"] = {
+      v: {k: mean_or_none(t[v][k] for t in result["tasks"].values())
+          for k in _SUMMARY_METRICS}
+      for v in variants}
+  return result
