@@ -1,4 +1,4 @@
-"""Templates, episode formatting, tokenisation and the loss mask (SPEC §3)."""
+"""Episodes: formatting with each template, tokenisation and the loss mask."""
 
 import numpy as np
 import pytest
@@ -176,21 +176,8 @@ def test_generation_prompt_tokens(sp_tokenizer):
       "<start_of_turn>output\n")
 
 
-def test_special_tokens_are_single(sp_tokenizer):
-  for t in templates.TEMPLATES.values():
-    sp_tokenizer.require_single_tokens(t.special_tokens, t.name)
-    for s in t.special_tokens:
-      assert sp_tokenizer.encode(s, continuation=True) == [
-          sp_tokenizer.piece_to_id(s)]
-
-
 def test_real_mistral_tokenizer(mistral_tokenizer_path):
   tok = load_tokenizer(mistral_tokenizer_path)
-  assert tok.vocab_size == 32000 and tok.bos_id == 1 and tok.adds_dummy_prefix
-  with pytest.raises(ValueError, match="splits special tokens of template "
-                     "'gemma'.*'<start_of_turn>' -> "):
-    tok.require_single_tokens(templates.TEMPLATES["gemma"].special_tokens,
-                              "gemma")
   msgs = [Message("description", "Draws from a Poisson distribution."),
           Message("input", "What  comes next?"), Message("output", "17"),
           Message("input", "And then?"), Message("output", "  3.25\n")]
