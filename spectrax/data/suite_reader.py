@@ -70,6 +70,9 @@ class TaskSource(Sequence):
     return len(self.num_rows)
 
   def __getitem__(self, index: int) -> InstanceRecord:  # type: ignore[override]
+    if not 0 <= int(index) < len(self):  # IndexError ends `for` and `list()`.
+      raise IndexError(f"instance {index} is out of range: the {self.split} "
+                       f"split of {self.directory} has {len(self)}.")
     return decode_record(self._data_source()[int(index)])
 
   def __getstate__(self):
