@@ -1,4 +1,4 @@
-"""Shared-prefix scoring (spectrax.scorer) vs naive one-forward-per-(prompt, option) scoring.
+"""Shared-prefix scoring (spectrax.scoring.scorer) vs naive one-forward-per-(prompt, option) scoring.
 
     python benchmarks/scorer.py                          # CPU, small llama-style model
     python benchmarks/scorer.py --hidden=1024 --layers=8 --requests=128   # on an accelerator
@@ -9,7 +9,7 @@ model, the same device, float32, jitted once per shape and warmed up:
   * ours: ``Scorer.score`` (prompt once per row, options after it).
   * naive: each (prompt, option) pair alone in a row padded to the same
     bucket, ``rows_per_batch`` rows per jitted forward, log-probabilities from
-    ``spectrax.loss.token_logprobs_at`` at the option tokens (what the authors
+    ``spectrax.models.loss.chunked_token_stats`` at the option tokens (what the authors
     and lm-evaluation-harness do, minus their per-pair Python overhead).
 Prints figures, then one JSON object on the last line: ``options_per_s_ours``,
 ``options_per_s_naive``, ``speedup``, ``max_abs_diff`` (summed log-probs).
@@ -83,7 +83,7 @@ def naive_scorer(model, rows: int, length: int, slots: int = 8):
   """``pairs -> [n] summed log-probs``: one (prompt + option) per padded row, jitted once."""
   import jax
   from flax import nnx
-  from spectrax.models.loss import token_logprobs_at
+  from spectrax.models.loss import chunked_token_stats
   graphdef, state = nnx.split(model)
   softcap = model.config.final_logit_softcap
 
@@ -91,7 +91,7 @@ def naive_scorer(model, rows: int, length: int, slots: int = 8):
   def forward(state, tokens, seg, idx, tgt):
     m = nnx.merge(graphdef, state)
     hidden = m(tokens, None, seg)
-    return token_logprobs_at(hidden, m.head(), idx, tgt, softcap=softcap)
+    return chunked_token_stats(hidden, m.head(), tgt, indices=idx, softcap=softcap)["logprob"]
 
   def score(pairs):
     outs = []

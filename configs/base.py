@@ -6,6 +6,8 @@ Not run directly; `configs/tiny.py`, `gemma12b.py`, `llama8b.py` and
 
 import ml_collections
 
+from spectrax.parallel import sharding
+
 
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -43,10 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
   ))
 
   c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
-  c.sharding_rules = (
-      ("batch", ("data", "fsdp")), ("length", None), ("embed", "fsdp"),
-      ("vocab", "tensor"), ("heads", "tensor"), ("kv_heads", "tensor"),
-      ("head_dim", None), ("mlp", "tensor"), ("layers", None))
+  c.sharding_rules = sharding.DEFAULT_RULES  # logical axis -> mesh axes; override per run
 
   c.optimizer = ml_collections.ConfigDict(dict(
       learning_rate=3e-6, schedule="linear", warmup_steps=0,

@@ -1,4 +1,4 @@
-"""Chunked cross-entropy and per-position log-probs against full-logit references."""
+"""Chunked cross-entropy and per-position token statistics against full-logit references."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from spectrax.models.loss import chunked_cross_entropy, next_token_targets, token_logprobs_at
+from spectrax.models.loss import chunked_cross_entropy, chunked_token_stats
 from spectrax.models import ModelConfig, Transformer
 
 
@@ -60,24 +60,28 @@ def test_never_materialises_full_logits():
   assert chunked < full_bytes / 4, (chunked, full_bytes)
 
 
-def test_token_logprobs_at_positions():
+def test_token_stats_at_positions():
   hidden, head, targets, _ = arrays()
   indices = jnp.array([[0, 5, 5, 23], [3, 3, 3, 10]])
   picks = jnp.array([[1, 2, 3, 4], [0, 63, 7, 9]])
-  got = token_logprobs_at(hidden, head, indices, picks, chunk_size=3)
-  logp = jax.nn.log_softmax(hidden @ head)
-  want = jnp.take_along_axis(jnp.take_along_axis(logp, indices[..., None], 1), picks[..., None], 2)[..., 0]
-  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  got = chunked_token_stats(hidden, head, picks, indices=indices, chunk_size=3)
+  assert set(got) == {"logprob"}
+  logp = jnp.take_along_axis(jax.nn.log_softmax(hidden @ head), indices[..., None], 1)
+  want = jnp.take_along_axis(logp, picks[..., None], 2)[..., 0]
+  np.testing.assert_allclose(got["logprob"], want, rtol=1e-5, atol=1e-6)
 
 
-def test_next_token_targets_stop_at_segment_edges():
-  tokens = jnp.array([[5, 6, 7, 8, 9, 0]])
-  mask = jnp.array([[0, 1, 1, 0, 1, 0]])
-  seg = jnp.array([[1, 1, 1, 2, 2, 0]])
-  targets, weights = next_token_targets(tokens, mask, seg)
-  np.testing.assert_array_equal(targets, [[6, 7, 8, 9, 0, 0]])
-  # Position 2 would predict segment 2's first token: zero weight.
-  np.testing.assert_array_equal(weights, [[1, 1, 0, 1, 0, 0]])
+def test_token_stats_argmax_with_softcap():
+  hidden, head, targets, _ = arrays()
+  logits = 3.0 * jnp.tanh((hidden @ head) / 3.0)
+  targets = targets.at[:, ::2].set(jnp.argmax(logits, -1)[:, ::2])  # half of them greedy
+  got = chunked_token_stats(hidden, head, targets, softcap=3.0, chunk_size=5, with_argmax=True)
+  logp = jax.nn.log_softmax(logits)
+  want = jnp.take_along_axis(logp, targets[..., None], -1)[..., 0]
+  np.testing.assert_allclose(got["logprob"], want, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(got["greedy"], jnp.argmax(logits, -1) == targets)
+  assert got["greedy"][:, ::2].all() and not got["greedy"].all()
+  np.testing.assert_allclose(got["top_prob"], jnp.exp(logp.max(-1)), rtol=1e-5)
 
 
 def test_packed_loss_equals_sum_of_episode_losses():
@@ -89,22 +93,23 @@ def test_packed_loss_equals_sum_of_episode_losses():
   eps = [rng.randint(0, 96, n) for n in (9, 14)]
   masks = [(rng.rand(n) < 0.7).astype(np.int32) for n in (9, 14)]
 
-  def loss(tokens, mask, pos, seg):
-    hidden = model(tokens, pos, seg)
-    targets, weights = next_token_targets(tokens, mask, seg)
-    return chunked_cross_entropy(hidden, model.head(), targets, weights, chunk_size=8)
+  def loss(inputs, targets, mask, pos, seg):
+    hidden = model(inputs, pos, seg)
+    return chunked_cross_entropy(hidden, model.head(), targets, mask, chunk_size=8)
 
+  # As the pipeline does: shift each episode (mask aligned to the target), then pack.
+  shifted = [(ep[:-1], ep[1:], m[1:]) for ep, m in zip(eps, masks)]
   total, count = 0.0, 0.0
-  for ep, m in zip(eps, masks):
-    n = len(ep)
-    nll, c = loss(jnp.asarray(ep[None]), jnp.asarray(m[None]), jnp.arange(n)[None], jnp.ones((1, n), jnp.int32))
+  for inputs, targets, m in shifted:
+    n = len(inputs)
+    nll, c = loss(*(jnp.asarray(x[None]) for x in (inputs, targets, m, np.arange(n), np.ones(n, np.int32))))
     total, count = total + nll, count + c
   L = 28
-  tokens, mask, pos, seg = (np.zeros((1, L), np.int32) for _ in range(4))
-  tokens[0, :23] = np.concatenate(eps)
-  mask[0, :23] = np.concatenate(masks)
-  pos[0, :23] = np.concatenate([np.arange(9), np.arange(14)])
-  seg[0, :9], seg[0, 9:23] = 1, 2
-  nll, c = loss(*map(jnp.asarray, (tokens, mask, pos, seg)))
+  inputs, targets, mask, pos, seg = (np.zeros((1, L), np.int32) for _ in range(5))
+  for row, parts in zip((inputs, targets, mask), zip(*shifted)):
+    row[0, :21] = np.concatenate(parts)
+  pos[0, :21] = np.concatenate([np.arange(8), np.arange(13)])
+  seg[0, :8], seg[0, 8:21] = 1, 2
+  nll, c = loss(*map(jnp.asarray, (inputs, targets, mask, pos, seg)))
   np.testing.assert_allclose(nll, total, rtol=1e-5)
   assert c == count

@@ -1,8 +1,8 @@
-"""Building blocks of the decoder: parameters with logical axes, RMSNorm, RoPE, MLP.
+"""Building blocks of the decoder: parameters with logical axes, RMSNorm, RoPE, MLP, soft-cap.
 
 Every parameter is an ``nnx.Param`` whose ``out_sharding`` metadata holds
 *logical* axis names (``embed``, ``heads``, ``mlp``...). Eager sharding is off:
-the model never needs a mesh to be built, and ``spectrax.sharding`` maps the
+the model never needs a mesh to be built, and ``spectrax.parallel.sharding`` maps the
 names to mesh axes in one place.
 """
 
@@ -51,6 +51,17 @@ class RMSNorm(nnx.Module):
     if self.plus_one:
       return (normed * (1.0 + w.astype(jnp.float32))).astype(x.dtype)
     return w.astype(x.dtype) * normed.astype(x.dtype)
+
+
+def softcap(logits: jax.Array, cap: float | None) -> jax.Array:
+  """Final-logit soft-capping, ``cap * tanh(logits / cap)`` (Gemma); ``logits`` when ``cap`` is None.
+
+  One definition for the full-logits path, the chunked loss and the scorer,
+  so all three round the same way. Same shape and dtype as ``logits``.
+  """
+  if cap is None:
+    return logits
+  return jnp.tanh(logits / cap) * cap
 
 
 def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:

@@ -1,16 +1,15 @@
-"""Cross-entropy and per-position log-probabilities without full-vocabulary logits.
+"""Per-position log-probabilities and cross-entropy without full-vocabulary logits.
 
 Gemma 3's vocabulary has 262k entries: ``[batch, length, vocab]`` float32
-logits for 8 x 1024 tokens would take 8.6 GB. These functions scan over chunks
-of positions, computing each chunk's logits (float32) and logsumexp and keeping
-only the per-position log-probability; the chunk body is rematerialised in the
-backward pass, so the gradient never holds more than one chunk of logits
-either.
+logits for 8 x 1024 tokens would take 8.6 GB. ``chunked_token_stats`` scans
+over chunks of positions, computing each chunk's logits (float32) and
+logsumexp and keeping only per-position results; the chunk body is
+rematerialised in the backward pass, so the gradient never holds more than one
+chunk of logits either. The training loss and the scorer both read it.
 
-Alignment: ``hidden[:, i]`` predicts ``targets[:, i]``. ``next_token_targets``
-builds ``targets`` and the weight mask from a packed batch whose loss mask is
-aligned to the *target* token (the project's convention; see
-``spectrax/episodes.py``).
+Alignment: ``hidden[:, i]`` predicts ``targets[:, i]``; the data pipeline
+shifts each episode before packing, so targets and loss mask are aligned to
+the *target* token (``spectrax/data/episodes.py``).
 """
 
 from __future__ import annotations
@@ -18,30 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from spectrax.models.layers import project
-
-
-def next_token_targets(tokens: jax.Array, loss_mask: jax.Array,
-                       segment_ids: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Shifts a packed batch into (targets, weights) aligned with the hidden states.
-
-  Args:
-    tokens: ``[batch, length]`` int32.
-    loss_mask: ``[batch, length]``, nonzero where the token is a loss target.
-    segment_ids: ``[batch, length]`` int32, 0 = padding.
-
-  Returns:
-    ``targets`` ``[batch, length]`` int32 (``tokens[:, i + 1]``, 0 at the end)
-    and ``weights`` ``[batch, length]`` float32: ``loss_mask[:, i + 1]`` where
-    position ``i + 1`` is in the same nonzero segment as ``i``, else 0, so no
-    position predicts the first token of the next packed episode.
-  """
-  pad = lambda x: jnp.pad(x[:, 1:], ((0, 0), (0, 1)))  # noqa: E731
-  targets = pad(tokens).astype(jnp.int32)
-  next_seg = pad(segment_ids)
-  same = (next_seg == segment_ids) & (segment_ids != 0)
-  weights = jnp.where(same, pad(loss_mask).astype(jnp.float32), 0.0)
-  return targets, weights
+from spectrax.models import layers
 
 
 def split_positions(hidden: jax.Array, targets: jax.Array, chunk: int):
@@ -68,22 +44,48 @@ def split_positions(hidden: jax.Array, targets: jax.Array, chunk: int):
   return hs, ts, lambda x: x.swapaxes(0, 1).reshape(b, padded)[:, :n]
 
 
-def _logprobs(hidden: jax.Array, head: jax.Array, targets: jax.Array, softcap: float | None,
-              chunk: int) -> jax.Array:
-  """``log p(targets)`` for ``hidden`` ``[batch, n, embed]``; float32 ``[batch, n]``."""
-  hs, ts, merge = split_positions(hidden, targets, chunk)
+def chunked_token_stats(hidden: jax.Array, head: jax.Array, targets: jax.Array, *,
+                        indices: jax.Array | None = None, softcap: float | None = None,
+                        chunk_size: int = 256, with_argmax: bool = False) -> dict[str, jax.Array]:
+  """Statistics of the next-token distribution at each position, one chunk of logits at a time.
+
+  Args:
+    hidden: ``[batch, length, embed]`` final hidden states (any float dtype;
+      the head is cast to it, logits accumulate in float32).
+    head: ``[embed, vocab]`` output projection (``model.head()``).
+    targets: ``[batch, n]`` int32 token read at each position (``n = length``
+      without ``indices``).
+    indices: ``[batch, n]`` int32 positions into ``length`` whose distribution
+      to read (repeat a position to read several tokens there); None: all.
+    softcap: the model's final-logit soft-cap (``config.final_logit_softcap``).
+    chunk_size: positions per chunk; peak logits memory is
+      ``batch * chunk_size * vocab * 4`` bytes.
+    with_argmax: also return ``greedy`` and ``top_prob`` (the scorer's needs).
+
+  Returns:
+    ``logprob`` ``[batch, n]`` float32 ``log p(targets)``; with ``with_argmax``
+    also ``greedy`` ``[batch, n]`` bool (``argmax == target``, first index on
+    ties as in torch) and ``top_prob`` ``[batch, n]`` float32.
+  """
+  if indices is not None:
+    hidden = jnp.take_along_axis(hidden, indices[..., None].astype(jnp.int32), axis=1)
+  hs, ts, merge = split_positions(hidden, targets, chunk_size)
   head = head.astype(hidden.dtype)
 
   @jax.checkpoint
   def one(h, t):
-    logits = project(h, head, preferred_element_type=jnp.float32)
-    if softcap is not None:
-      logits = jnp.tanh(logits / softcap) * softcap
+    logits = layers.project(h, head, preferred_element_type=jnp.float32)
+    logits = layers.softcap(logits, softcap)
+    lse = jax.nn.logsumexp(logits, axis=-1)
     picked = jnp.take_along_axis(logits, t[..., None], axis=-1)[..., 0]
-    return picked - jax.nn.logsumexp(logits, axis=-1)
+    out = {"logprob": picked - lse}
+    if with_argmax:
+      out["greedy"] = jnp.argmax(logits, axis=-1).astype(jnp.int32) == t
+      out["top_prob"] = jnp.exp(jnp.max(logits, axis=-1) - lse)
+    return out
 
-  _, out = jax.lax.scan(lambda c, x: (c, one(*x)), None, (hs, ts))
-  return merge(out)
+  _, outs = jax.lax.scan(lambda c, x: (c, one(*x)), None, (hs, ts))
+  return {k: merge(v) for k, v in outs.items()}
 
 
 def chunked_cross_entropy(hidden: jax.Array, head: jax.Array, targets: jax.Array,
@@ -92,38 +94,16 @@ def chunked_cross_entropy(hidden: jax.Array, head: jax.Array, targets: jax.Array
   """Summed next-token NLL over weighted positions, without full logits.
 
   Args:
-    hidden: ``[batch, length, embed]`` final hidden states (any float dtype).
-    head: ``[embed, vocab]`` output projection (``model.head()``).
+    hidden, head, softcap, chunk_size: as in ``chunked_token_stats``.
     targets: ``[batch, length]`` int32 token predicted at each position.
     weights: ``[batch, length]`` loss weights (the shifted loss mask).
-    softcap: the model's final-logit soft-cap (``config.final_logit_softcap``).
-    chunk_size: positions per chunk; peak logits memory is
-      ``batch * chunk_size * vocab * 4`` bytes.
 
   Returns:
     ``(nll_sum, count)``: float32 scalars, ``sum(weights * -log p)`` and
     ``sum(weights)``. Divide the global sums (over devices and microbatches)
     to get the mean over loss tokens of the global batch.
   """
-  logp = _logprobs(hidden, head, targets, softcap, chunk_size)
+  logp = chunked_token_stats(hidden, head, targets, softcap=softcap,
+                             chunk_size=chunk_size)["logprob"]
   w = weights.astype(jnp.float32)
   return -jnp.sum(logp * w), jnp.sum(w)
-
-
-def token_logprobs_at(hidden: jax.Array, head: jax.Array, indices: jax.Array, targets: jax.Array,
-                      *, softcap: float | None = None, chunk_size: int = 256) -> jax.Array:
-  """Log-probabilities of chosen tokens at chosen positions.
-
-  Args:
-    hidden: ``[batch, length, embed]``.
-    head: ``[embed, vocab]``.
-    indices: ``[batch, n]`` int32 positions into ``length`` whose next-token
-      distribution to read (repeat a position to score several tokens there).
-    targets: ``[batch, n]`` int32 token ids.
-    softcap, chunk_size: as in ``chunked_cross_entropy``.
-
-  Returns:
-    ``[batch, n]`` float32 ``log p(targets | hidden[indices])``.
-  """
-  gathered = jnp.take_along_axis(hidden, indices[..., None].astype(jnp.int32), axis=1)
-  return _logprobs(gathered, head, targets.astype(jnp.int32), softcap, chunk_size)

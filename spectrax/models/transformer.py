@@ -12,7 +12,7 @@ Usage::
     model = Transformer(cfg, rngs=nnx.Rngs(0))
     hidden = model(tokens, positions, segment_ids)      # [B, L, D] cfg.dtype
     logits = model.logits(tokens, positions, segment_ids)  # [B, L, V] float32
-    # For memory-lean losses (spectrax.loss): model.head() -> [D, V].
+    # For memory-lean losses (spectrax.models.loss): model.head() -> [D, V].
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from jax.sharding import Mesh
 from spectrax.parallel import sharding
 from spectrax.models.attention import Attention
 from spectrax.models.config import ModelConfig
-from spectrax.models.layers import Mlp, RMSNorm, param
+from spectrax.models.layers import Mlp, RMSNorm, param, softcap
 
 _REMAT = {
     "full": None,
@@ -157,13 +157,6 @@ class Transformer(nnx.Module):
     return softcap(logits, self.config.final_logit_softcap)
 
 
-def softcap(logits: jax.Array, cap: float | None) -> jax.Array:
-  """``cap * tanh(logits / cap)``, or ``logits`` when ``cap`` is None."""
-  if cap is None:
-    return logits
-  return jnp.tanh(logits / cap) * cap
-
-
 def reconfigure(model: Transformer, **changes) -> Transformer:
   """The same parameters under a changed config (e.g. ``attention_backend``, ``remat_policy``).
 
@@ -184,7 +177,7 @@ def param_shardings(state: nnx.State, mesh: Mesh | None, rules) -> nnx.State:
   """NamedShardings for ``state`` (single device when ``mesh`` is None)."""
   if mesh is None:
     mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
-    rules = [(name, None) for name in ("vocab", "embed", "heads", "kv_heads", "head_dim", "mlp", "layers")]
+    rules = [(name, None) for name, _ in sharding.DEFAULT_RULES]  # all replicated
   return sharding.shardings(state, mesh, rules)
 
 

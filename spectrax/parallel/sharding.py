@@ -26,8 +26,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 Rules = Sequence[tuple[str, Any]]
 
-MESH_AXES = ("data", "fsdp", "tensor")
-
 # FSDP over (data, fsdp) for the batch, weights' embed dim sharded over fsdp,
 # Megatron-style tensor parallelism over heads/mlp/vocab.
 DEFAULT_RULES: Rules = (

@@ -11,7 +11,7 @@ the model's shared-prefix mask (``prefix_segment_ids``, see
 ``spectrax/models/attention.py``) lets each option attend to the prompt and to
 itself only, with positions continuing from the prompt's end, so an option's
 score equals scoring ``prompt + option`` alone. Rows are packed to a few length
-buckets (``spectrax/scoring_layout.py``) and each bucket compiles once.
+buckets (``spectrax/scoring/layout.py``) and each bucket compiles once.
 
 Token boundaries (SPEC §7b): the prompt and ``prompt + option`` are each
 tokenised as one string; the option's tokens are the suffix. When the joint
@@ -28,7 +28,6 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
@@ -37,8 +36,7 @@ from spectrax.parallel import sharding
 from spectrax.scoring import layout as layout_lib
 from spectrax.data import templates as templates_lib
 from spectrax.data.episodes import format_episode
-from spectrax.models.loss import split_positions
-from spectrax.models.layers import project
+from spectrax.models.loss import chunked_token_stats
 
 log = logging.getLogger(__name__)
 
@@ -73,48 +71,6 @@ class ScoreResult:
   truncated: bool
 
 
-def token_stats_at(hidden: jax.Array, head: jax.Array, indices: jax.Array, targets: jax.Array,
-                   *, softcap: float | None = None, chunk_size: int = 128
-                   ) -> dict[str, jax.Array]:
-  """Log-probability, greedy flag and top probability at chosen positions.
-
-  A sibling of ``spectrax.loss.token_logprobs_at`` that also reads the argmax
-  and the maximum probability from the same chunk of float32 logits, so no
-  full-vocabulary logits are ever held for all positions.
-
-  Args:
-    hidden: ``[batch, length, embed]``.
-    head: ``[embed, vocab]``.
-    indices: ``[batch, n]`` int32 positions whose next-token distribution to read.
-    targets: ``[batch, n]`` int32 token ids.
-    softcap: the model's final-logit soft-cap.
-    chunk_size: positions per chunk (peak logits ``batch * chunk * vocab * 4`` bytes).
-
-  Returns:
-    ``logprob`` ``[batch, n]`` float32, ``greedy`` ``[batch, n]`` bool
-    (``argmax == target``, first index on ties as in torch) and ``top_prob``
-    ``[batch, n]`` float32.
-  """
-  gathered = jnp.take_along_axis(hidden, indices[..., None].astype(jnp.int32), axis=1)
-  hs, ts, merge = split_positions(gathered, targets, chunk_size)
-  head = head.astype(gathered.dtype)
-
-  def one(_, x):
-    h, t = x
-    logits = project(h, head, preferred_element_type=jnp.float32)
-    if softcap is not None:
-      logits = jnp.tanh(logits / softcap) * softcap
-    lse = jax.nn.logsumexp(logits, axis=-1)
-    picked = jnp.take_along_axis(logits, t[..., None], axis=-1)[..., 0]
-    top = jnp.max(logits, axis=-1)
-    greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32) == t
-    return None, (picked - lse, greedy, jnp.exp(top - lse))
-
-  _, outs = jax.lax.scan(one, None, (hs, ts))
-  names = ("logprob", "greedy", "top_prob")
-  return {k: merge(v) for k, v in zip(names, outs)}
-
-
 @dataclasses.dataclass
 class _Encoded:
   block: layout_lib.Block
@@ -127,10 +83,10 @@ class Scorer:
 
   Args:
     model: a ``spectrax.models.Transformer`` (parameters already placed).
-    tokenizer: a ``spectrax.tokenizer.Tokenizer``.
+    tokenizer: a ``spectrax.data.tokenizer.Tokenizer``.
     mesh: the mesh the parameters live on, of this process's devices only
       (rows are sharded over its batch axes); None: one device.
-    rules: logical-axis rules (``spectrax.sharding``).
+    rules: logical-axis rules (``spectrax.parallel.sharding``).
     buckets: row lengths; each (bucket, batch) shape compiles once.
     rows_per_batch: rows per jitted call; rounded up to a multiple of the
       mesh's batch parallelism.
@@ -181,8 +137,9 @@ class Scorer:
     model = nnx.merge(self.graphdef, state)
     hidden = model(batch["tokens"], batch["positions"], batch["segment_ids"],
                    batch["prefix_segment_ids"])
-    return token_stats_at(hidden, model.head(), batch["score_index"], batch["score_target"],
-                          softcap=self.softcap, chunk_size=self.chunk_size)
+    return chunked_token_stats(hidden, model.head(), batch["score_target"],
+                               indices=batch["score_index"], softcap=self.softcap,
+                               chunk_size=self.chunk_size, with_argmax=True)
 
   def _run(self, batches: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
     """Dispatches every batch before fetching any, so transfers and compute pipeline."""

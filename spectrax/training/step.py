@@ -4,14 +4,12 @@ Loss = mean cross-entropy over the loss tokens of the *global* batch: the
 gradient of the summed NLL of every micro-batch is accumulated inside the
 step (`lax.scan`) and divided once by the global loss-token count, so packed
 and unpacked batches, and one or many micro-batches, give the same update.
-Logits exist one chunk of positions at a time (`spectrax.loss`).
+Logits exist one chunk of positions at a time (`spectrax.models.loss`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -206,7 +204,3 @@ class Trainer:
       with sharding.axis_rules(self.mesh, self.rules):
         return self._loss(params, batch)
     return jax.jit(ev)
-
-
-def select_batch(batch: Mapping[str, Any]) -> dict:
-  return {k: batch[k] for k in BATCH_KEYS}
