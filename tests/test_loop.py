@@ -100,6 +100,22 @@ def test_sigterm_saves_and_exits_zero(tiny_suite_dir, tmp_path):
   ckpt.close()
 
 
+@pytest.mark.parametrize("flags,message", [
+    (["--config=configs/tiny.py", "--config.suite_dir=/nowhere",
+      "--config.build_suite_if_missing=false"],
+     "error: no suite at suite_dir='/nowhere': build it with"),
+    (["--config=configs/tiny.py"], "error: --workdir is required"),
+])
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, flags, message):
+  if "--config.suite_dir=/nowhere" in flags:
+    flags = flags + [f"--workdir={tmp_path}"]
+  proc = subprocess.run([sys.executable, "-m", "spectrax.train", *flags],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr[-3000:]
+  assert "Traceback" not in proc.stderr
+
+
 def test_nan_guard_names_step_and_checkpoint(tiny_suite_dir, tmp_path,
                                              monkeypatch):
   from spectrax.training import step as train_step
@@ -137,39 +153,6 @@ def test_real_model_config_requires_a_checkpoint():
     run_config.validate(c)
   with pytest.raises(ValueError, match="config argument 'cpu'"):
     gemma12b.get_config("cpu")
-
-
-def test_load_model_from_workdir_reproduces_final_eval(tiny_suite_dir,
-                                                       uninterrupted):
-  from flax import nnx
-  from spectrax.parallel import sharding
-  from spectrax.checkpoints.loading import load_model
-  from spectrax.training.step import OptimizerConfig, Trainer, make_optimizer
-  workdir, summary = uninterrupted
-  loaded = load_model(workdir=workdir)
-  assert loaded.template == "gemma" and loaded.name.endswith("@8")
-  c = _config(tiny_suite_dir)
-  mesh = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1})
-  trainer = Trainer(loaded.model.config, make_optimizer(OptimizerConfig(), 1)[0],
-                    mesh, sharding.DEFAULT_RULES)
-  loss = train_lib.evaluate(trainer.eval_fn(),
-                            nnx.state(loaded.model, nnx.Param), c, None,
-                            trainer.batch_sharding, c.train.eval_batches)
-  assert loss == pytest.approx(summary["final_eval_loss"], rel=1e-6)
-
-
-def test_a_moved_workdir_loads_with_its_own_tokenizer(tiny_run, tmp_path):
-  import shutil  # pylint: disable=g-import-not-at-top
-  from spectrax.checkpoints.loading import load_model  # pylint: disable=g-import-not-at-top
-  from spectrax.data.tokenizer import load_tokenizer  # pylint: disable=g-import-not-at-top
-  moved = shutil.copytree(tiny_run[0], tmp_path / "moved")
-  with open(moved / "run.json") as f:
-    run = json.load(f)
-  assert run["tokenizer"] == os.path.join("tokenizer", "tokenizer.model")
-  loaded = load_model(workdir=str(moved))
-  text = "Heads Tails 0 1 <start_of_turn>output\n"
-  assert loaded.tokenizer.encode(text) == load_tokenizer(run["tokenizer_source"]).encode(text)
-  assert loaded.name == "moved@8"
 
 
 def test_tokenizer_snapshot_skips_weights(tmp_path):

@@ -4,15 +4,17 @@ directory or a spectrax training workdir (its latest or a chosen step)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
-import ml_collections
 from flax import nnx
 
-from spectrax.parallel import sharding
-from spectrax.models import ModelConfig, Transformer, load_hf
+from spectrax.checkpoints.params_dir import sharded_abstract_params
+from spectrax.checkpoints.run_dir import RunDir
+from spectrax.checkpoints.state_tree import flatten_state, unflatten_state
+from spectrax.checkpoints.training_state import Checkpointer
 from spectrax.data.tokenizer import Tokenizer, load_tokenizer
+from spectrax.models import Transformer, load_hf
+from spectrax.parallel import sharding
 
 
 @dataclasses.dataclass
@@ -34,6 +36,10 @@ def load_model(hf_checkpoint: str | None = None, workdir: str | None = None,
     step: the workdir checkpoint to load (default: the newest readable).
     mesh: where to place the parameters (default: every device, FSDP).
     config_overrides: runtime ModelConfig fields, e.g. dtype="bfloat16".
+
+  Raises:
+    RunDirError: `workdir` has no readable run.json (the message says why).
+    FileNotFoundError: no checkpoint (or not `step`) in the workdir.
   """
   if (hf_checkpoint is None) == (workdir is None):
     raise ValueError("give exactly one of --hf_checkpoint=DIR and "
@@ -47,34 +53,17 @@ def load_model(hf_checkpoint: str | None = None, workdir: str | None = None,
 
 
 def _from_workdir(workdir, step, mesh, rules, overrides) -> LoadedModel:
-  # Imported here: the trainer's modules are not needed for HF checkpoints.
-  from spectrax.training import run_config  # pylint: disable=g-import-not-at-top
-  from spectrax.checkpoints.training_state import Checkpointer  # pylint: disable=g-import-not-at-top
-  from spectrax.checkpoints.state_tree import flatten_state, unflatten_state  # pylint: disable=g-import-not-at-top
-  from spectrax.training.loop import RUN_FILE  # pylint: disable=g-import-not-at-top
-  from spectrax.training.step import Trainer, make_optimizer  # pylint: disable=g-import-not-at-top
-  run_path = os.path.join(workdir, RUN_FILE)
-  if not os.path.exists(run_path):
-    raise FileNotFoundError(f"{run_path} not found: {workdir} is not a "
-                            "spectrax training workdir.")
-  with open(run_path) as f:
-    run = json.load(f)
-  with open(os.path.join(workdir, "config.json")) as f:
-    c = ml_collections.ConfigDict(json.load(f))
-  model_cfg = ModelConfig.from_json(json.dumps(run["model_config"]))
-  if overrides:
-    model_cfg = dataclasses.replace(model_cfg, **overrides)
-  optimizer, _ = make_optimizer(run_config.optimizer_config(c), 1)
-  trainer = Trainer(model_cfg, optimizer, mesh, rules)
-  abstract = {"params": trainer.abstract_state()["params"]}
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), save_every=1,
-                      keep=1_000_000)
-  # Parameters only: the optimizer state (2x the parameters) is not read.
+  run = RunDir(workdir)
+  info = run.read_run_info()
+  model_cfg = dataclasses.replace(info.model_config, **overrides)
+  graphdef, abstract_params = sharded_abstract_params(model_cfg, mesh, rules)
+  # Named as the trainer saved them (`params.…`); the optimizer state (twice
+  # the parameters) is not read.
+  abstract = {"params": abstract_params}
+  ckpt = Checkpointer(run.checkpoints, save_every=1, keep=1_000_000)
   flat, restored = ckpt.restore_params(flatten_state(abstract), step=step)
   ckpt.close()
-  state = unflatten_state(flat, abstract)
-  model = nnx.merge(trainer.graphdef, state["params"])
-  # Relative: the run's own copy (moves with the workdir); absolute: older runs.
-  tokenizer = os.path.join(workdir, run["tokenizer"])
-  return LoadedModel(model, load_tokenizer(tokenizer), run["template"],
-                     f"{os.path.basename(os.path.normpath(workdir))}@{restored}")
+  params = unflatten_state(flat, abstract)["params"]
+  return LoadedModel(nnx.merge(graphdef, params),
+                     load_tokenizer(run.tokenizer_path(info)), info.template,
+                     f"{run.name}@{restored}")

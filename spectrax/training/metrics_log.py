@@ -39,7 +39,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import tqdm
 
-JSONL_NAME = "metrics.jsonl"
+from spectrax.checkpoints.run_dir import METRICS_FILE
+
 _NON_FINITE = ("nan", "inf", "-inf")
 
 
@@ -70,7 +71,7 @@ class MetricsWriter:
   def __init__(self, workdir: str | os.PathLike, *, is_primary: bool = True):
     self.workdir = os.fspath(workdir)
     self.is_primary = is_primary
-    self.path = os.path.join(self.workdir, JSONL_NAME)
+    self.path = os.path.join(self.workdir, METRICS_FILE)
     self._file = None
     self._tb = None
     self._purge_step = None

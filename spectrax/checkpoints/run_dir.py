@@ -1,0 +1,127 @@
+"""The layout of a training run directory, in one place.
+
+`python -m spectrax.train --workdir=DIR` writes::
+
+    DIR/checkpoints/        orbax steps: train state, data iterator, config
+    DIR/run.json            what a loader needs besides the weights (RunInfo)
+    DIR/config.json         the full run config, for people
+    DIR/tokenizer/          the run's own copy of its tokenizer
+    DIR/metrics.jsonl       one JSON record per log line
+    DIR/events.out.tfevents.*  the same numbers for TensorBoard
+    DIR/first_eval.json     held-out loss before the first step
+    DIR/final_eval.json     the summary of a finished run
+
+The trainer writes it and `spectrax.load_model` reads it; both go through
+`RunDir`, so a renamed file cannot leave the two disagreeing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from spectrax.models.config import ModelConfig
+
+CHECKPOINTS_DIR = "checkpoints"
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.json"
+TOKENIZER_DIR = "tokenizer"
+METRICS_FILE = "metrics.jsonl"
+FIRST_EVAL_FILE = "first_eval.json"
+FINAL_EVAL_FILE = "final_eval.json"
+
+
+class RunDirError(ValueError):
+  """A run directory is missing, or its run.json is unreadable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+  """The contents of run.json: how to rebuild the model and its inputs."""
+  template: str  # the episode template the model was trained with
+  tokenizer: str  # relative to the run directory; absolute in older runs
+  tokenizer_source: str  # where the trainer copied it from
+  model_config: ModelConfig
+
+  def to_json(self) -> dict:
+    return {"template": self.template, "tokenizer": self.tokenizer,
+            "tokenizer_source": self.tokenizer_source,
+            "model_config": json.loads(self.model_config.to_json())}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+  """Paths inside one run directory (`path`, relative or absolute)."""
+  path: str
+
+  @property
+  def name(self) -> str:
+    return os.path.basename(os.path.normpath(self.path))
+
+  @property
+  def checkpoints(self) -> str:
+    return os.path.join(self.path, CHECKPOINTS_DIR)
+
+  @property
+  def run_file(self) -> str:
+    return os.path.join(self.path, RUN_FILE)
+
+  @property
+  def config_file(self) -> str:
+    return os.path.join(self.path, CONFIG_FILE)
+
+  @property
+  def tokenizer_dir(self) -> str:
+    return os.path.join(self.path, TOKENIZER_DIR)
+
+  @property
+  def metrics_file(self) -> str:
+    return os.path.join(self.path, METRICS_FILE)
+
+  @property
+  def first_eval_file(self) -> str:
+    return os.path.join(self.path, FIRST_EVAL_FILE)
+
+  @property
+  def final_eval_file(self) -> str:
+    return os.path.join(self.path, FINAL_EVAL_FILE)
+
+  def tokenizer_path(self, info: RunInfo) -> str:
+    """The run's tokenizer: its own copy moves with the directory."""
+    return os.path.join(self.path, info.tokenizer)
+
+  def write_run_info(self, info: RunInfo) -> None:
+    with open(self.run_file, "w") as f:
+      json.dump(info.to_json(), f, indent=1)
+
+  def read_run_info(self) -> RunInfo:
+    """run.json, or a RunDirError that names the file and the fix."""
+    if not os.path.exists(self.run_file):
+      raise RunDirError(
+          f"{self.run_file} not found: {self.path} is not a spectrax training "
+          "run directory. Pass the --workdir of a `python -m spectrax.train` "
+          "run, or an HF model directory as --hf_checkpoint.")
+    try:
+      with open(self.run_file) as f:
+        raw = json.load(f)
+    except json.JSONDecodeError as e:
+      raise self._damaged(f"is not valid JSON ({e})") from e
+    fields = [f.name for f in dataclasses.fields(RunInfo)]
+    missing = [name for name in fields if not isinstance(raw, dict)
+               or name not in raw]
+    if missing:
+      raise self._damaged(f"lacks the field(s) {', '.join(missing)}")
+    try:
+      model_config = ModelConfig.from_json(json.dumps(raw["model_config"]))
+    except (KeyError, TypeError, ValueError) as e:
+      raise self._damaged(f"has a model_config spectrax cannot read "
+                          f"({type(e).__name__}: {e})") from e
+    return RunInfo(template=raw["template"], tokenizer=raw["tokenizer"],
+                   tokenizer_source=raw["tokenizer_source"],
+                   model_config=model_config)
+
+  def _damaged(self, what: str) -> RunDirError:
+    return RunDirError(
+        f"{self.run_file} {what}: restarting the run (`python -m "
+        f"spectrax.train --config=... --workdir={self.path}`) rewrites it.")

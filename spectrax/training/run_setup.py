@@ -1,0 +1,149 @@
+"""Everything a training run needs before it has a train state.
+
+`set_up` makes sure the suite exists, opens this process's data shards,
+writes the run directory's config.json, run.json and tokenizer copy, builds
+the mesh and decides the number of steps. Mistakes in the config surface
+here as `run_config.ConfigError`, before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from data_pipelines.schema import MANIFEST
+from spectrax.checkpoints.run_dir import RunDir, RunInfo
+from spectrax.data import tokenizer_training
+from spectrax.data.pipeline import DataConfig, Pipeline, shard_pipelines
+from spectrax.data.suite_reader import Suite
+from spectrax.data.tokenizer import snapshot_tokenizer
+from spectrax.models import ModelConfig
+from spectrax.parallel import distributed
+from spectrax.parallel import sharding
+from spectrax.training import run_config
+
+
+def say(message: str) -> None:
+  """Console output of the run: process 0 only."""
+  if distributed.is_primary():
+    print(message, flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSetup:
+  """What a run is made of, decided before any train state exists."""
+  run_dir: RunDir
+  tokenizer: str | None  # the config's choice; None: the suite's
+  data_cfg: DataConfig
+  pipelines: list[Pipeline]  # this process's shards
+  model_cfg: ModelConfig
+  mesh: Mesh
+  rules: tuple
+  num_steps: int
+
+
+def set_up(c, workdir: str) -> RunSetup:
+  """Builds the suite if asked, opens the data, writes config.json and
+  run.json, builds the mesh."""
+  ensure_suite(c)
+  run_dir = RunDir(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  if distributed.is_primary():
+    with open(run_dir.config_file, "w") as f:
+      f.write(c.to_json_best_effort(indent=1))
+  tokenizer = run_config.tokenizer_path(c)
+  data_cfg = run_config.data_config(c, tokenizer=tokenizer)
+  try:
+    pipelines = shard_pipelines(data_cfg, c.data.shards, jax.process_index(),
+                                jax.process_count())
+  except ValueError as e:
+    raise run_config.ConfigError(str(e)) from e
+  pipeline = pipelines[0]
+  pipeline.check_fits()
+  model_cfg = run_config.model_config(c, pipeline.tokenizer.vocab_size)
+  if distributed.is_primary():
+    _write_run_info(c, run_dir, pipeline, model_cfg)
+  try:
+    mesh = sharding.make_mesh(c.mesh.to_dict())
+  except ValueError as e:
+    raise run_config.ConfigError(f"mesh: {e} (--config.mesh.fsdp=-1 takes "
+                                 "all remaining devices).") from e
+  run_config.check_mesh(c, mesh)
+  return RunSetup(run_dir, tokenizer, data_cfg, pipelines, model_cfg, mesh,
+                  tuple(tuple(r) for r in c.sharding_rules),
+                  _num_steps(c, pipeline, data_cfg))
+
+
+def _write_run_info(c, run_dir: RunDir, pipeline: Pipeline,
+                    model_cfg: ModelConfig) -> None:
+  # The run directory carries its tokenizer: it can be moved or copied
+  # (from a pod to a workstation) and still load (spectrax.load_model).
+  copy = snapshot_tokenizer(pipeline.tokenizer_path, run_dir.tokenizer_dir)
+  run_dir.write_run_info(RunInfo(
+      template=c.data.template,
+      tokenizer=os.path.relpath(copy, run_dir.path),
+      tokenizer_source=os.path.abspath(pipeline.tokenizer_path),
+      model_config=model_cfg))
+
+
+def _num_steps(c, pipeline: Pipeline, data_cfg: DataConfig) -> int:
+  """`train.num_steps`, or (when 0) the steps of `data.num_epochs` passes."""
+  if c.train.num_steps:
+    return c.train.num_steps
+  num_steps, mean_len = estimate_steps(pipeline, data_cfg.batch_size,
+                                       data_cfg.seq_len, c.data.num_epochs)
+  say(f"one pass of {c.data.num_epochs} epoch(s) ~ {num_steps} steps "
+      f"({pipeline.num_episodes} episodes, mean {mean_len:.0f} tokens)")
+  return num_steps
+
+
+def ensure_suite(c) -> None:
+  """Builds the synthetic suite when the config asks and it is missing."""
+  if jax.process_count() > 1:  # Process 0 builds; the others wait for it.
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    if jax.process_index() == 0:
+      _ensure_suite(c)
+    multihost_utils.sync_global_devices("spectrax.train: suite ready")
+    if not os.path.exists(os.path.join(c.suite_dir, MANIFEST)):
+      raise run_config.ConfigError(
+          f"process {jax.process_index()} cannot see the suite at "
+          f"suite_dir={c.suite_dir!r} that process 0 has: every host needs "
+          "it (a shared filesystem, or build it on each host).")
+    return
+  _ensure_suite(c)
+
+
+def _ensure_suite(c) -> None:
+  if not os.path.exists(os.path.join(c.suite_dir, MANIFEST)):
+    if not c.build_suite_if_missing:
+      raise run_config.ConfigError(
+          f"no suite at suite_dir={c.suite_dir!r}: build it with `python -m "
+          f"data_pipelines.build --out={c.suite_dir}` or set "
+          "--config.build_suite_if_missing=true.")
+    from data_pipelines import build, registry  # pylint: disable=g-import-not-at-top
+    print(f"building the synthetic Spectrum Suite into {c.suite_dir} ...",
+          flush=True)
+    names = registry.synthetic_task_names()
+    build.build(c.suite_dir, registry.select(registry.all_tasks(), names),
+                seed=0, raw_dir=None)
+  if run_config.tokenizer_path(c) is None and Suite(c.suite_dir).tokenizer_path is None:
+    print(f"training the suite's default tokenizer into {c.suite_dir} ...",
+          flush=True)
+    tokenizer_training.train_default_tokenizer(c.suite_dir)
+
+
+def estimate_steps(pipeline: Pipeline, batch_size: int, seq_len: int,
+                   epochs: int) -> tuple[int, float]:
+  """Steps for `epochs` passes, from the mean length of sampled episodes."""
+  episodes = pipeline.episodes()
+  n = min(256, len(episodes))
+  idx = np.linspace(0, len(episodes) - 1, n).astype(int)
+  lengths = [len(episodes[int(i)]["inputs"]) for i in idx]
+  mean_len = float(np.mean(lengths))
+  tokens = pipeline.num_episodes * mean_len * epochs
+  return max(1, math.ceil(tokens / 0.96 / (batch_size * seq_len))), mean_len

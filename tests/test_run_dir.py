@@ -1,0 +1,96 @@
+"""The run directory: one layout for the trainer and the loaders; run.json."""
+
+import json
+import os
+
+import pytest
+
+from spectrax.checkpoints import run_dir as run_dir_lib
+from spectrax.checkpoints.run_dir import RunDir, RunDirError, RunInfo
+from spectrax.models import preset
+
+
+def _info(tokenizer=os.path.join("tokenizer", "tokenizer.model")):
+  return RunInfo(template="gemma", tokenizer=tokenizer,
+                 tokenizer_source="/data/suite/tokenizer.model",
+                 model_config=preset("qwen3-0.6b"))
+
+
+def test_paths():
+  run = RunDir(os.path.join("runs", "tiny"))
+  assert run.name == "tiny"
+  assert run.checkpoints == os.path.join("runs", "tiny", "checkpoints")
+  assert run.run_file == os.path.join("runs", "tiny", "run.json")
+  assert run.config_file == os.path.join("runs", "tiny", "config.json")
+  assert run.tokenizer_dir == os.path.join("runs", "tiny", "tokenizer")
+  assert run.metrics_file == os.path.join("runs", "tiny", "metrics.jsonl")
+  assert run.first_eval_file == os.path.join("runs", "tiny", "first_eval.json")
+  assert run.final_eval_file == os.path.join("runs", "tiny", "final_eval.json")
+  assert RunDir("runs/tiny/").name == "tiny"
+
+
+def test_run_info_round_trips(tmp_path):
+  run = RunDir(str(tmp_path))
+  run.write_run_info(_info())
+  assert run.read_run_info() == _info()
+  with open(run.run_file) as f:
+    raw = json.load(f)
+  assert sorted(raw) == ["model_config", "template", "tokenizer", "tokenizer_source"]
+  assert raw["model_config"]["hidden_size"] == preset("qwen3-0.6b").hidden_size
+
+
+def test_tokenizer_path_relative_to_the_run_or_absolute(tmp_path):
+  run = RunDir(str(tmp_path))
+  assert run.tokenizer_path(_info()) == os.path.join(str(tmp_path), "tokenizer",
+                                                     "tokenizer.model")
+  assert run.tokenizer_path(_info("/old/run/tok.model")) == "/old/run/tok.model"
+
+
+def test_missing_run_json_names_the_file_and_the_fix(tmp_path):
+  with pytest.raises(RunDirError) as e:
+    RunDir(str(tmp_path)).read_run_info()
+  assert str(e.value) == (
+      f"{tmp_path}/run.json not found: {tmp_path} is not a spectrax training run "
+      "directory. Pass the --workdir of a `python -m spectrax.train` run, or an HF "
+      "model directory as --hf_checkpoint.")
+
+
+@pytest.mark.parametrize("content,problem", [
+    ('{"template": "gemma", ', "is not valid JSON (Expecting property name"),
+    ('{"template": "gemma", "tokenizer": "t"}',
+     "lacks the field(s) tokenizer_source, model_config"),
+    ("[1, 2]", "lacks the field(s) template, tokenizer, tokenizer_source, model_config"),
+    ('{"template": "gemma", "tokenizer": "t", "tokenizer_source": "s", '
+     '"model_config": {"family": "llama"}}',
+     "has a model_config spectrax cannot read (KeyError: 'rope_global')"),
+])
+def test_damaged_run_json_names_the_file_and_the_fix(tmp_path, content, problem):
+  run = RunDir(str(tmp_path))
+  with open(run.run_file, "w") as f:
+    f.write(content)
+  with pytest.raises(RunDirError) as e:
+    run.read_run_info()
+  assert str(e.value).startswith(f"{run.run_file} {problem}")
+  assert str(e.value).endswith(
+      f": restarting the run (`python -m spectrax.train --config=... "
+      f"--workdir={tmp_path}`) rewrites it.")
+
+
+def test_the_trainer_writes_this_layout(tiny_run):
+  workdir, _ = tiny_run
+  run = RunDir(workdir)
+  for path in (run.checkpoints, run.tokenizer_dir):
+    assert os.path.isdir(path), path
+  for path in (run.run_file, run.config_file, run.metrics_file, run.first_eval_file,
+               run.final_eval_file):
+    assert os.path.isfile(path), path
+  info = run.read_run_info()
+  assert info.template == "gemma" and info.model_config.num_layers == 2
+  assert os.path.isfile(run.tokenizer_path(info))
+  with open(run.final_eval_file) as f:
+    assert json.load(f) == tiny_run[1]
+  expected = {run_dir_lib.CHECKPOINTS_DIR, run_dir_lib.RUN_FILE, run_dir_lib.CONFIG_FILE,
+              run_dir_lib.TOKENIZER_DIR, run_dir_lib.METRICS_FILE, run_dir_lib.FIRST_EVAL_FILE,
+              run_dir_lib.FINAL_EVAL_FILE}
+  others = set(os.listdir(workdir)) - expected
+  assert all(name.startswith("events.out.tfevents") for name in others), others
