@@ -1,4 +1,4 @@
-"""Defaults shared by every config: the paper's recipe (SPEC §5).
+"""Defaults shared by every config: the paper's recipe (docs/method.md#training-recipe).
 
 Not run directly; `configs/tiny.py`, `gemma12b.py`, `llama8b.py` and
 `qwen14b.py` start from it.
@@ -22,7 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
       tokenizer="",  # HF dir or .model; "" = init_from_hf's, else the suite's
       tasks=(),  # () = every train-suite ICL task
       seq_len=2048,  # packed row length
-      max_tokens=1024,  # episode cap (SPEC §2)
+      max_tokens=1024,  # episode cap (docs/method.md#episode-sampling)
       batch_size=512,  # global packed rows per step (~1.05M tokens, ~1100 episodes)
       num_epochs=1,
       packing="retained_best_fit",
@@ -34,7 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Model: an HF checkpoint to start from, or an architecture to start fresh.
   c.init_from_hf = ""  # HF directory (safetensors + config.json)
-  c.transfer_special_tokens_from = ""  # instruct checkpoint (SPEC §4)
+  c.transfer_special_tokens_from = ""  # instruct checkpoint (docs/method.md#base-model-preparation)
   c.model = ml_collections.ConfigDict(dict(
       preset="",  # e.g. gemma3-12b; ignored when init_from_hf is set
       hf_config=ml_collections.ConfigDict(),  # HF config.json keys, from scratch

@@ -1,4 +1,4 @@
-r"""Spectrum Tuning of meta-llama/Llama-3.1-8B (SPEC §5): full fine-tune, AdamW lr 3e-6,
+r"""Spectrum Tuning of meta-llama/Llama-3.1-8B (docs/method.md#training-recipe): full fine-tune, AdamW lr 3e-6,
 linear decay, no warmup, bf16 compute with float32 master weights, one epoch,
 ~1M packed tokens (~1100 episodes of <= 1024 tokens) per step.
 

@@ -1,6 +1,6 @@
 """The data contract between task generators, the suite builder and spectrax.
 
-A *task* (SPEC §2) is a named family of *instances*; an instance is one
+A *task* (docs/method.md#data-model) is a named family of *instances*; an instance is one
 distribution to infer (one biased coin, one survey respondent, one urn).
 Generators yield `Instance`s; the suite builder stores one TFDS record per
 instance; `spectrax.tasks` reads them back for episode sampling.
@@ -27,7 +27,7 @@ DEFAULT_TOKENIZER = "tokenizer.model"
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-  """One example: an optional input and exactly one output (SPEC §2)."""
+  """One example: an optional input and exactly one output (docs/method.md#data-model)."""
 
   output: str
   input: str | None = None
@@ -136,7 +136,7 @@ class MissingRawFileError(FileNotFoundError):
 
 
 def serialise_fields(fields: dict[str, Any]) -> str:
-  """SPEC §2: one field is the raw string; several are json.dumps in order."""
+  """docs/method.md#data-model: one field is the raw string; several are json.dumps in order."""
   if len(fields) == 1:
     return str(next(iter(fields.values())))
   return json.dumps(fields)

@@ -25,7 +25,7 @@ either every row has an input or none has. A value is a string; a number,
 boolean or list (written as JSON: `3` -> `3`, `true` -> `true`); or an
 object of named fields, e.g. `{"title": "Up", "year": 2009}`: one field
 becomes its value as text, several become the object as JSON in the order
-written (SPEC §2).
+written (docs/method.md#data-model).
 
 Task settings go either on the file's first line as `{"meta": {...}}` or in a
 sidecar file `NAME.meta.json` holding the `{...}` object (not both). All keys
@@ -238,7 +238,7 @@ def _row(obj: dict[str, Any], where: str) -> Row:
 
 
 def _text(value: Any, where: str, field: str) -> str:
-  """A row value as the string the model sees (SPEC §2 for objects)."""
+  """A row value as the string the model sees (docs/method.md#data-model for objects)."""
   if isinstance(value, str):
     return value
   if isinstance(value, dict):

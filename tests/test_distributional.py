@@ -33,7 +33,7 @@ def test_distributional_known_js(eval_suite):
   assert ratings["wasserstein"] == pytest.approx(
       metrics.wasserstein([0.5, 0.5, 0], [1 / 3] * 3))
   [req] = [r for r in scorer.requests if r.id == "urn/urn_0"]
-  # Colon: the release's prompt with the output named (SOURCES §6).
+  # Colon: the release's prompt with the output named (docs/method.md#distributional-alignment).
   assert req.options == [" red", " blue"]
   assert req.prompt == distributional.distributional_request(
       "urn/urn_0", urn.urn_instance("urn_0", {"red": 1, "blue": 3}), "colon").prompt

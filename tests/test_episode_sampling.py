@@ -1,4 +1,4 @@
-"""SPEC §2 episode sampling."""
+"""docs/method.md#episode-sampling episode sampling."""
 
 import numpy as np
 import pytest

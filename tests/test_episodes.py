@@ -43,7 +43,7 @@ GOLDEN = {
         (" Heads\n\n", True),
         ("Input: flip 2\n\nOutput:", False),
         (" Tails\n\n", True)],
-    # No description: the first output is context (SPEC §3).
+    # No description: the first output is context (docs/method.md#episodes-and-templates).
     ("gemma", "outputs"): [
         ("<start_of_turn>output\nHeads<end_of_turn>\n"
          "<start_of_turn>output\n", False),

@@ -1,5 +1,5 @@
 """Tests of spectrax/evaluation/metrics.py against float64 references written
-here from the formulas of SPEC §7, and hand-computed cases."""
+here from the formulas of docs/method.md#evaluation, and hand-computed cases."""
 
 import math
 
@@ -17,7 +17,7 @@ def _smooth(x):
 
 
 def _ref(target, model):
-  """Every §7b metric, written out independently."""
+  """Every docs/method.md#distributional-alignment metric, written out independently."""
   t, p = _smooth(target), _smooth(model)
   m = 0.5 * (t + p)
   kl = lambda a, b: sum(ai * math.log(ai / bi) for ai, bi in zip(a, b))

@@ -22,7 +22,7 @@ from data_pipelines.sources import (TASKS, globaloqa, habermas, mmlu,
                                     numbergame, opinionqa)
 
 SPECS = {spec.name: spec for spec in TASKS}
-# SOURCES §0: a key is test iff it starts with one of these.
+# docs/method.md#splits-and-task-kinds: a key is test iff it starts with one of these.
 TEST_PREFIXES = ("wvs", "globaloqa", "habermas", "numbergame", "flight",
                  "chatbotarena", "novacomet", "mmlu", "hellaswag",
                  "winogrande", "arc", "drop", "truthful_qa", "gpqa",

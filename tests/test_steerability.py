@@ -90,7 +90,7 @@ def test_steerability_counts_truncated_and_dropped_episodes(eval_suite):
 
 
 def test_steerability_k_and_episodes_do_not_depend_on_the_template(eval_suite):
-  """SPEC §7a: k and the episodes kept at k are chosen once (reference
+  """docs/method.md#steerability: k and the episodes kept at k are chosen once (reference
   tokenisation), so models with other formats are compared on the same
   examples; a format too long for an episode re-scores it cut after k."""
   results = {}

@@ -100,7 +100,7 @@ def test_instance_seeding_is_per_task_and_index(built):
 
 @pytest.mark.parametrize("name", ["poisson", "geometric"])
 def test_no_parameter_collapse(name, built):
-  # The release gives 499 of 500 instances the same λ / p (SOURCES §1.4).
+  # The release gives 499 of 500 instances the same λ / p (docs/method.md#independent-parameters-per-instance).
   params = {inst.descriptions[0] for inst in built[name]}
   assert len(params) > 490
 

@@ -9,7 +9,7 @@ from spectrax.evaluation import validity
 from spectrax.evaluation.metrics import diversity_metrics
 
 TASKS = diversity_data.load_tasks()
-# SOURCES §8.8: this prompt example fails its own task's rule.
+# docs/method.md#release-quirks-kept-on-purpose: this prompt example fails its own task's rule.
 KNOWN_BAD_EXAMPLES = {("us_phone_numbers", "646 562-1938")}
 
 INVALID = {

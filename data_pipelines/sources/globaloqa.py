@@ -6,11 +6,11 @@ columns `question`, `selections`, `options`, `source`. `selections` is the
 repr of a defaultdict, `defaultdict(<class 'list'>, {'Belgium': [0.21, ...],
 ...})`; `options` is a Python list literal, one share per option.
 
-Two tasks (SOURCES §3.1, §6):
+Two tasks (docs/method.md#globalopinionqa, docs/method.md#distributional-tasks):
   globaloqa: ICL, one instance per country; each row maps (question, options)
     to the country's answer distribution as a list of {option: percent}.
   globaloqa_distributional: one instance per (question, country) for the
-    distributional-alignment evaluation (SPEC §7b).
+    distributional-alignment evaluation (docs/method.md#distributional-alignment).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ RAW = RawFile(
 UNKNOWN_LOCATION = (
     "People from an unknown location were surveyed. For each question, "
     "predict the percentage of people who chose each option. (list of dicts)")
-# The release leaves `{country}` unformatted in this description (SOURCES
-# §8.3); we fill it in, so the description really names the country.
+# The release leaves `{country}` unformatted in this description 
+# (docs/method.md#filled-placeholders); we fill it in, so the description really names the country.
 NAMED_COUNTRY = (
     "Country: {country}\nFor each question, predict the percentage of people "
     "from the country who chose each option. (list of dicts)")

@@ -11,9 +11,9 @@ https://storage.googleapis.com/habermas_machine/datasets/ :
     `question.id`, `opinion.text` (the participant's written opinion).
 Nested struct columns are read as their dotted names.
 
-Four tasks (SOURCES §3.3, §6): habermas_question (generate questions),
+Four tasks (docs/method.md#habermas-machine, docs/method.md#distributional-tasks): habermas_question (generate questions),
 habermas_individual (one worker's rating and opinion), _categorical (rating
-only), and habermas_distributional (Likert shares per question, for SPEC §7b).
+only), and habermas_distributional (Likert shares per question, for docs/method.md#distributional-alignment).
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def generate_distributional(ctx: BuildContext) -> Iterator[Instance]:
   """Per question, the Likert shares of human citizens' ratings."""
   (path,) = _common.raw_paths("habermas_distributional", ctx, (RATINGS,))
   # The ICL tasks keep every provenance and the distributional one only
-  # HUMAN_CITIZEN (SOURCES §8.9); we keep the release's split, since each
+  # HUMAN_CITIZEN (docs/method.md#release-quirks-kept-on-purpose); we keep the release's split, since each
   # matches what the paper evaluated.
   groups: dict[tuple[Any, ...], list[str]] = {}
   seen = set()

@@ -1,4 +1,4 @@
-"""MMLU (Hendrycks et al., 2021) as ICL episodes of 20 questions (SPEC §7d).
+"""MMLU (Hendrycks et al., 2021) as ICL episodes of 20 questions (docs/method.md#capabilities).
 
 Raw file: `mmlu/all/test-00000-of-00001.parquet`, the `all` config's test
 split of the Hugging Face dataset `cais/mmlu` (14,042 rows), stored at the

@@ -6,7 +6,7 @@ Raw file: `numbergame/numbergame_data.csv` from the Harvard Dataverse
 `target` (an integer), `rating` (1 = yes, 0 = no) and optionally `p` (the
 share of yes for that set and target; derived from the ratings when absent).
 
-Three tasks (SOURCES §3.2, §6):
+Three tasks (docs/method.md#number-game, docs/method.md#distributional-tasks):
   numbergame_individual: one instance per participant, (set, target) -> Yes/No.
   numbergame_perc: one instance, (set, target) -> percent who said yes.
   numbergame_distributional: one instance per (set, target) with at least 9
@@ -48,7 +48,7 @@ MIN_RESPONSES = 9  # per (set, target) for the distributional task
 
 def _generic_descriptions(given: tuple[str, ...],
                           gen: str) -> tuple[str, ...]:
-  """The release's default descriptions for a multivariate task (SOURCES §0)."""
+  """The release's default descriptions for a multivariate task (docs/method.md#descriptions)."""
   given_str = ", ".join(given)
   return (f"The following are given: {given_str}. You must generate {gen}.",
           f"Given: {given_str}. Generate: {gen}.",

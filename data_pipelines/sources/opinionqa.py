@@ -10,9 +10,9 @@ demographic columns in DEMOGRAPHICS).
 
 The release also needs `opinions_qa/helpers.py` from github
 tatsu-lab/opinions_qa, only for its wave list and demographic names
-(SOURCES §8.11); both are written out below, so that file is not needed.
+(docs/method.md#opinionqa-without-the-helper-file); both are written out below, so that file is not needed.
 
-Two train tasks (SOURCES §4): opinionqa_individual (one respondent's answer
+Two train tasks (docs/method.md#opinionqa): opinionqa_individual (one respondent's answer
 letters) and opinionqa_questions (the questions of one wave).
 """
 

@@ -1,6 +1,6 @@
 """Synthetic Spectrum Suite tasks: built from a seed, no raw files needed.
 
-Train (SPEC §6): the 12 synthetic distributions. Test: the `urn`
+Train (docs/method.md#the-spectrum-suite): the 12 synthetic distributions. Test: the `urn`
 distributional task and the 22 `diversity` generation tasks (one spec).
 Importing this package only defines specs; all drawing happens in
 `TaskSpec.generate`.

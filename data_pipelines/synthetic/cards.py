@@ -1,4 +1,4 @@
-"""`cards`: draws without replacement from a 52-card deck (SOURCES §1.3)."""
+"""`cards`: draws without replacement from a 52-card deck (docs/method.md#cards)."""
 
 from __future__ import annotations
 

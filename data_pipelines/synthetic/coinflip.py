@@ -1,4 +1,4 @@
-"""`coinflip`: 1000 biased coins, outputs `Heads` / `Tails` (SOURCES §1.1)."""
+"""`coinflip`: 1000 biased coins, outputs `Heads` / `Tails` (docs/method.md#coinflip)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ _TAILS = Row(output="Tails")
 
 
 def coin_descriptions(p: float) -> list[str]:
-  """The 7 descriptions of a coin with P(Heads) = `p` (SOURCES §1.1).
+  """The 7 descriptions of a coin with P(Heads) = `p` (docs/method.md#coinflip).
 
-  Deliberate differences from the release (SPEC §9): the shares are rounded
+  Deliberate differences from the release (docs/method.md#numbers-printed-cleanly): the shares are rounded
   to thousandths once and Tails gets the complement, so the two always sum
   to 1 and percentages print as `61.2%`, never `61.199999999999996%`.
   """

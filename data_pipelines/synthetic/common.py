@@ -1,6 +1,6 @@
 """Helpers shared by the synthetic generators: seeding, GP draws, clean numbers.
 
-SPEC §9: every instance draws its own parameters from its own generator, and
+docs/method.md#independent-parameters-per-instance: every instance draws its own parameters from its own generator, and
 numbers are printed cleanly (no `np.int64(...)`, no float noise). Both rules
 live here so each generator gets them the same way.
 """
@@ -22,7 +22,7 @@ def instance_rng(seed: int, task: str, index: int) -> np.random.Generator:
   Seeding from (seed, task name, index) makes an instance independent of which
   other tasks or instances are built, and of the order they are built in. The
   authors re-seed numpy's global RNG instead, which collapses `poisson` and
-  `geometric` to one parameter set (SOURCES §1.4); nothing here is global.
+  `geometric` to one parameter set (docs/method.md#independent-parameters-per-instance); nothing here is global.
 
   Args:
     seed: the build seed (`BuildContext.seed`), a non-negative integer.
@@ -53,7 +53,7 @@ def fmt_float(x: float, sig: int = 6) -> str:
   exponent (a Poisson rate of 3e-7 stays readable as `0.0000003`), and
   trailing zeros go (`0.25`, not `0.250000`). The authors print the full
   float repr (`1803.3912837386433`); six digits state the parameter without
-  the noise (SPEC §9).
+  the noise (docs/method.md#independent-parameters-per-instance).
   """
   x = float(x)
   if not math.isfinite(x):

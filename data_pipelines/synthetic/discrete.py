@@ -1,4 +1,4 @@
-"""The nine numeric / categorical distributions of SOURCES §1.4.
+"""The nine numeric / categorical distributions of docs/method.md#numeric-and-categorical-distributions.
 
 (The release's file has a tenth, `bernoulli`, that is not in the suite;
 `coinflip` covers it.) Every task has 500 instances. An instance draws its
@@ -7,7 +7,7 @@ them (shuffled), truncated to the token budget, so `mean_k` and `fixed_k`
 are both None. Descriptions state the parameters (several notations) or
 only the family.
 
-Deliberate differences from the release (SPEC §9), each also noted below:
+Deliberate differences from the release (docs/method.md#differences-from-the-authors-release), each also noted below:
 - every instance draws independent parameters from its own generator: the
   release's `poisson` and `geometric` collapse to one parameter set for 499
   of 500 instances, and its `categorical` and `multinomial` share parameters;
@@ -123,7 +123,7 @@ def multinomial_outputs(counts: np.ndarray, as_dict: bool) -> list[str]:
   """Prints count vectors as `['1', '0', '3']` or `{0: 1, 1: 0, 2: 3}`.
 
   The dict form is what the release prints under numpy < 2; under numpy >= 2
-  it prints `{0: np.int64(1), ...}`, which we do not copy (SPEC §9).
+  it prints `{0: np.int64(1), ...}`, which we do not copy (docs/method.md#differences-from-the-authors-release).
   """
   counts = np.asarray(counts)
   k = counts.shape[1]

@@ -1,4 +1,4 @@
-"""`diversity`: the 22 valid-output-coverage tasks (SOURCES §7, SPEC §7c).
+"""`diversity`: the 22 valid-output-coverage tasks (docs/method.md#diversity-tasks, docs/method.md#valid-output-coverage).
 
 One instance per generation task (`us_states_full_names`, `prime_numbers`,
 ...): its description, its 3 example outputs, and its finite valid set when
@@ -22,7 +22,7 @@ from data_pipelines.schema import BuildContext, Instance, Row, TaskSpec
 
 NAME = "diversity"
 DATA_FILE = pathlib.Path(__file__).with_name("diversity_tasks.json")
-# Authors' default when a task sets no max_new_tokens (SOURCES §7).
+# Authors' default when a task sets no max_new_tokens (docs/method.md#diversity-tasks).
 DEFAULT_MAX_NEW_TOKENS = 128
 
 

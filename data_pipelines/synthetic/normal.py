@@ -1,4 +1,4 @@
-"""`normal`: 1000 normal distributions over many scales (SOURCES §1.2).
+"""`normal`: 1000 normal distributions over many scales (docs/method.md#normal).
 
 Each instance has its own mean, standard deviation and number of decimals d;
 every output is a draw printed with exactly d decimals.
@@ -57,7 +57,7 @@ def normal_descriptions(mean: float, std: float, decimals: int) -> list[str]:
 
   Duplicates are kept on purpose: the sampler draws uniformly from the list,
   so 72/126 (4/7) of described episodes state no parameters, as in the
-  release. Deliberate difference (SPEC §9): the release writes
+  release. Deliberate difference (docs/method.md#normal-descriptions-without-a-trailing-newline): the release writes
   `{start}\\n{suffix}` even for the empty suffix, leaving a trailing newline;
   here the empty suffix gives `{start}` alone.
   """

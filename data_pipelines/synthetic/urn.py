@@ -1,4 +1,4 @@
-"""`urn`: a distributional-alignment evaluation task (SOURCES §2, SPEC §7b).
+"""`urn`: a distributional-alignment evaluation task (docs/method.md#urn, docs/method.md#distributional-alignment).
 
 An urn holds 2-5 colours of balls, described in words; the question asks for
 the colour of one random ball, and the target is each colour's share. Never

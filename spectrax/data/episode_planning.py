@@ -29,7 +29,7 @@ class TaskPlan:
   @classmethod
   def make(cls, source: TaskSource) -> "TaskPlan":
     """About one episode per `expected_k` rows, so an epoch sees each row
-    about once (SOURCES §0: the authors' "all rows, chunked" tasks)."""
+    about once (docs/method.md#episodes-per-instance: the authors' "all rows, chunked" tasks)."""
     if not source.num_rows or sum(source.num_rows) == 0:
       raise ValueError(
           f"task {source.name!r} has no outputs in split {source.split!r}; "

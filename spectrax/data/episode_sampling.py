@@ -1,4 +1,4 @@
-"""SPEC §2 episode sampling: one instance's rows → one episode's messages.
+"""Episode sampling (docs/method.md#episode-sampling): one instance's rows → one episode's messages.
 
 Deterministic from (seed, task, episode index) alone, so any episode can be
 rebuilt in any worker, and data order is a pure function of the step.

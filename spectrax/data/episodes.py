@@ -1,6 +1,6 @@
 """Episodes: messages → template text segments → tokens and loss mask.
 
-SPEC §3 in code. Pure Python + numpy (no jax), so it is testable in
+docs/method.md#episodes-and-templates in code. Pure Python + numpy (no jax), so it is testable in
 milliseconds and usable in Grain worker processes.
 
 Loss-mask convention (the one place it is defined): `loss_mask[i]` is 1 when
@@ -30,7 +30,7 @@ MessageLike = Message | Mapping[str, str]
 
 
 def as_messages(messages: Sequence[MessageLike]) -> list[Message]:
-  """Validates messages (SPEC §2) and returns them as `Message`s."""
+  """Validates messages (docs/method.md#messages) and returns them as `Message`s."""
   out = []
   for i, m in enumerate(messages):
     if isinstance(m, Mapping):
@@ -92,7 +92,7 @@ def format_episode(messages: Sequence[MessageLike],
 
   Adjacent segments with the same flag are merged, so loss and context
   alternate; `"".join(text for text, _ in segments)` is the exact episode.
-  With no description the first output is context (SPEC §3).
+  With no description the first output is context (docs/method.md#episodes-and-templates).
   """
   t = _template(template)
   pieces = [p for ps in _episode_pieces(as_messages(messages), t) for p in ps]
@@ -150,7 +150,7 @@ def tokenize_episode(messages: Sequence[MessageLike],
 
   Returns:
     The `TokenizedEpisode`; `num_loss_tokens == 0` means the caller must drop
-    it (SPEC §2: an episode left with no loss-bearing output is dropped).
+    it (docs/method.md#episode-sampling: an episode left with no loss-bearing output is dropped).
   """
   t = _template(template)
   msgs = as_messages(messages)

@@ -2,7 +2,7 @@
 
   MapDataset over (task, episode) with a task mixture, shuffled per epoch
   → sharded per process (process_index::process_count)
-  → episode sampling + tokenisation (SPEC §2–§3), in worker processes
+  → episode sampling + tokenisation (docs/method.md#episode-sampling and docs/method.md#episodes-and-templates), in worker processes
   → grain.experimental first-fit / best-fit packing into rows of seq_len
   → batches {inputs, targets, loss_mask, segment_ids, positions}
 
@@ -53,7 +53,7 @@ class DataConfig:
   mixture: Mapping[str, float] | None = None  # None: natural proportions.
   split: str = "train"  # Instance split: "train", or "test" for eval loss.
   seq_len: int = 1024
-  max_tokens: int = 1024  # Episode length cap, BOS included (SPEC §2).
+  max_tokens: int = 1024  # Episode length cap, BOS included (docs/method.md#episode-sampling).
   batch_size: int = 8  # Global rows per batch (all processes together).
   seed: int = 0
   num_epochs: int | None = 1  # None repeats forever.
@@ -127,7 +127,7 @@ class EpisodeToArrays(grain.transforms.Map):
     stats[0, _TRUNCATED] = ep.truncated
     stats[0, _MISMATCH] = ep.mismatch
     if ep.num_loss_tokens == 0:
-      # Dropped (SPEC §2): no tokens, but its stats record still travels.
+      # Dropped (docs/method.md#episode-sampling): no tokens, but its stats record still travels.
       stats[0, _DROPPED] = 1
       empty = np.zeros((0,), np.int32)
       return {"inputs": empty, "targets": empty,

@@ -1,4 +1,4 @@
-"""The four episode templates of SPEC §3 — the only place template strings live.
+"""The four episode templates of docs/method.md#episodes-and-templates — the only place template strings live.
 
 A template renders one message as text pieces. For an *output* message the
 loss span is `content_prefix + content + terminal` (the terminal token is part
@@ -23,7 +23,7 @@ class Template:
     terminal: ends every message; inside the loss span for outputs.
     after_terminal: context text after the terminal (gemma/qwen: a newline).
     content_prefix: text between any header and its content (colon: a
-      space); for outputs it is inside the loss span (SPEC §3: `Output:[ y]`).
+      space); for outputs it is inside the loss span (docs/method.md#episodes-and-templates: `Output:[ y]`).
     special_tokens: strings that must each be a single token.
     stop: what sampling stops at (the terminal, or `\\n` for colon).
   """

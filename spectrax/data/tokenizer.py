@@ -98,7 +98,7 @@ class Tokenizer(abc.ABC):
     return token_id if ids == [token_id] else None
 
   def require_single_tokens(self, tokens: Iterable[str], template: str) -> None:
-    """SPEC §3: refuse to train when a template's special token splits."""
+    """docs/method.md#tokenisation-and-the-loss-mask: refuse to train when a template's special token splits."""
     bad = []
     for tok in tokens:
       if self.single_token_id(tok) is None:

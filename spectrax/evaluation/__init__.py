@@ -1,4 +1,4 @@
-"""The Spectrum evaluation (SPEC §7): metrics, validity checks, suites, report.
+"""The Spectrum evaluation (docs/method.md#evaluation): metrics, validity checks, suites, report.
 
   metrics.py   distributional, diversity, steerability (choose_k) and
                calibration metrics; pure numpy

@@ -1,4 +1,4 @@
-"""SPEC §7d capabilities: accuracy of the capability sets (MMLU, ARC, ...) as ICL episodes.
+"""Capabilities (docs/method.md#capabilities): accuracy of the capability sets (MMLU, ARC, ...) as ICL episodes.
 
 Multiple-choice questions are answered by the most likely option label;
 free-text answers (DROP) by a greedy exact match of the whole answer.
@@ -140,13 +140,13 @@ def capabilities(bundle: ModelBundle, suite: Suite,
                  num_episodes: int | None = 50, max_tokens: int = 1024,
                  batch: int = 32, seed: int = 0, progress: bool = True
                  ) -> dict[str, Any]:
-  """SPEC §7d: accuracy of the capability sets as ICL episodes.
+  """docs/method.md#capabilities: accuracy of the capability sets as ICL episodes.
 
   Multiple-choice questions (labelled `A. …` lines) score each label as a
   continuation of the episode so far and pick the most likely; the others
   (DROP's free-text answers) count a greedy exact match of the answer
   (`all_acc`). `accuracy` is over questions with example index ≥ 1, like
-  §7a; `accuracy_all` includes the first.
+  docs/method.md#steerability; `accuracy_all` includes the first.
   """
   tasks = list(tasks) if tasks is not None else [
       t for t in CAPABILITY_TASKS if t in suite.tasks]

@@ -1,4 +1,4 @@
-"""SPEC §7b distributional alignment: per-option log-likelihoods vs. target shares.
+"""Distributional alignment (docs/method.md#distributional-alignment): per-option log-likelihoods vs. target shares.
 
 Each question's options are scored as continuations of its prompt; the
 model's distribution over them is compared with the target distribution.
@@ -51,7 +51,7 @@ def distributional_request(request_id: str, record, template: str):
   """The scoring request of one distributional question.
 
   With the colon template the release names the output after the task
-  (SOURCES §6): `\n\nOutput` becomes `\nOutput`, then every `Output` becomes
+  (docs/method.md#distributional-alignment): `\n\nOutput` becomes `\nOutput`, then every `Output` becomes
   the record's `output_name` (e.g. `Response (letter)`), options after a space.
   """
   messages = question_messages(record)
@@ -114,7 +114,7 @@ def distributional(bundle: ModelBundle, suite: Suite,
                    tasks: Sequence[str] | None = None, *,
                    num_questions: int | None = 1000, num_examples: int = 4,
                    seed: int = 0, progress: bool = True) -> dict[str, Any]:
-  """SPEC §7b: each option scored as a continuation of the prompt.
+  """docs/method.md#distributional-alignment: each option scored as a continuation of the prompt.
 
   The prompt is the description and question formatted with the model's
   template plus the generation prompt; the scorer formats it (and puts the

@@ -1,4 +1,4 @@
-"""SPEC §7c valid output coverage: samples of the 22 generation tasks.
+"""Valid output coverage (docs/method.md#valid-output-coverage): samples of the 22 generation tasks.
 
 Each task is prompted with its description, its three examples, or both;
 generations are sampled at temperature 1, cleaned, checked for validity
@@ -19,7 +19,7 @@ from spectrax.evaluation import validity
 from spectrax.evaluation.suite_inputs import (ModelBundle, mean_or_none,
                                               progress_bar, task_records)
 
-# SOURCES §7: sampling stops at any template's terminal token; newlines are
+# docs/method.md#cutting-generations: sampling stops at any template's terminal token; newlines are
 # cut after stripping (so a leading newline never makes an empty answer).
 SAMPLING_STOPS = ("<|eot_id|>", "<end_of_turn>", "<|im_end|>",
                   "<|end_of_text|>")
@@ -44,7 +44,7 @@ def diversity_messages(record, variant: str) -> list[Message]:
 
 
 def clean_generation(text: str) -> str:
-  """SOURCES §7 post-processing: drop pad/end markers, strip, cut at the
+  """Post-processing (docs/method.md#cutting-generations): drop pad/end markers, strip, cut at the
   first newline or terminal token, strip again."""
   for junk in _REMOVED:
     text = text.replace(junk, "")
@@ -96,7 +96,7 @@ def diversity(bundle: ModelBundle, suite: Suite,
               tasks: Sequence[str] | None = None, *, num_samples: int = 100,
               variants: Sequence[str] = DIVERSITY_VARIANTS, seed: int = 0,
               num_shown: int = 8, progress: bool = True) -> dict[str, Any]:
-  """SPEC §7c: `num_samples` generations per (task, variant) at temperature
+  """docs/method.md#valid-output-coverage: `num_samples` generations per (task, variant) at temperature
   1 (no top-p/top-k), cleaned, checked, and measured.
 
   Args:

@@ -1,6 +1,6 @@
-"""The evaluation metrics of SPEC §7, as pure numpy functions.
+"""The evaluation metrics of docs/method.md#evaluation, as pure numpy functions.
 
-Distributional metrics (§7b) compare a target distribution `t` with a model
+Distributional metrics (docs/method.md#distributional-alignment) compare a target distribution `t` with a model
 distribution `p` over the same options. Both get ε = 1e-6 added to every
 entry and are renormalised first, so no metric is infinite; logs are natural.
 All arguments are 1-D sequences of floats; every function returns a Python
@@ -95,7 +95,7 @@ def mode_match(target: Sequence[float], model: Sequence[float]) -> float:
 
 def distributional_metrics(target: Sequence[float], logprobs: Sequence[float],
                            ordinal: bool = False) -> dict[str, float]:
-  """SPEC §7b metrics of one question from the options' summed log-probs.
+  """Distributional-alignment metrics (docs/method.md#distributional-alignment) of one question from the options' summed log-probs.
 
   Args:
     target: [n] target shares of the options.
@@ -155,7 +155,7 @@ def _checker(valid: ValidityLike):
 
 def diversity_metrics(generations: Sequence[str], valid: ValidityLike
                       ) -> dict[str, float | int | None]:
-  """SPEC §7c metrics of N generations; uniqueness is exact-string.
+  """Valid-output-coverage metrics (docs/method.md#valid-output-coverage) of N generations; uniqueness is exact-string.
 
   Args:
     generations: the N post-processed generations.
@@ -195,7 +195,7 @@ def diversity_metrics(generations: Sequence[str], valid: ValidityLike
 
 
 def choose_k(max_example_indices: Sequence[int]) -> int:
-  """SPEC §7a: the k maximising k · #{episodes whose max index ≥ k}.
+  """docs/method.md#steerability: the k maximising k · #{episodes whose max index ≥ k}.
 
   Args:
     max_example_indices: per episode, the 0-based index of its last complete

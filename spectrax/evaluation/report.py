@@ -76,7 +76,8 @@ def _union_tasks(per_model: dict[str, dict]) -> list[str]:
 
 
 def _steerability(w: _Writer, per_model: dict[str, dict]) -> None:
-  w.add("<h2>In-context steerability (SPEC §7a)</h2>"
+  w.add("<h2>In-context steerability</h2>"
+        "<p class=cite>Definitions: docs/method.md#steerability in the spectrax repository.</p>"
         "<p>Per output: summed NLL over its loss tokens (terminal included), "
         "all-token and first-token greedy accuracy; headline means over "
         "example index ≥ 1. ECE pairs the first token's top-1 probability "
@@ -136,7 +137,9 @@ def _nan(values: Sequence[float | None]) -> list[float]:
 
 
 def _distributional(w: _Writer, per_model: dict[str, dict]) -> None:
-  w.add("<h2>Distributional alignment (SPEC §7b)</h2><p>Per question: option "
+  w.add("<h2>Distributional alignment</h2>"
+        "<p class=cite>Definitions: docs/method.md#distributional-alignment in the spectrax repository.</p>"
+        "<p>Per question: option "
         "probabilities from summed log-likelihoods, normalised; metrics with "
         "ε = 1e-6, natural log; means per task. Wasserstein only for ordinal "
         "options.</p>")
@@ -192,7 +195,9 @@ def _distributional(w: _Writer, per_model: dict[str, dict]) -> None:
 
 
 def _diversity(w: _Writer, per_model: dict[str, dict]) -> None:
-  w.add("<h2>Valid output coverage (SPEC §7c)</h2><p>Samples at temperature "
+  w.add("<h2>Valid output coverage</h2>"
+        "<p class=cite>Definitions: docs/method.md#valid-output-coverage in the spectrax repository.</p>"
+        "<p>Samples at temperature "
         "1, cut at the first newline or terminal token, stripped. Coverage "
         "counts distinct members of the finite valid set hit.</p>")
   rows = [[m, v] + [s.get(k) for k in _DIV_KEYS]
@@ -212,7 +217,9 @@ def _diversity(w: _Writer, per_model: dict[str, dict]) -> None:
 
 
 def _capabilities(w: _Writer, per_model: dict[str, dict]) -> None:
-  w.add("<h2>Capabilities (SPEC §7d)</h2><p>Accuracy over questions with "
+  w.add("<h2>Capabilities</h2>"
+        "<p class=cite>Definitions: docs/method.md#capabilities in the spectrax repository.</p>"
+        "<p>Accuracy over questions with "
         "example index ≥ 1; multiple choice by answer-letter "
         "log-likelihood.</p>")
   tasks = _union_tasks(per_model)

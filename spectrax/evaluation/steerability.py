@@ -1,4 +1,4 @@
-"""SPEC §7a steerability: teacher-forced loss and accuracy per output vs. position.
+"""Steerability (docs/method.md#steerability): teacher-forced loss and accuracy per output vs. position.
 
 Each task's test episodes are scored in one pass; every output after the
 first is a prediction from the earlier examples. Headline means, a curve per
@@ -29,7 +29,7 @@ def split_outputs(loss_mask: np.ndarray, scores: dict[str, np.ndarray],
 
   Args:
     loss_mask: [n] bool, True where token i is predicted with loss (an
-      output body plus its terminal token, SPEC §3).
+      output body plus its terminal token, docs/method.md#episodes-and-templates).
     scores: `Scorer.score_episodes` arrays for tokens 1..n-1, [n-1] each:
       `logprob` float32, `greedy` bool, `top_prob` float32.
     first_index: example index of the first loss span (0 with a
@@ -130,7 +130,7 @@ def steerability_metrics(outputs: list[dict], bins: int = 10, *,
                          k: int | None = None,
                          at_k_outputs: list[dict] | None = None,
                          at_k_episodes: int | None = None) -> dict[str, Any]:
-  """SPEC §7a aggregation of one task's per-output records.
+  """Steerability (docs/method.md#steerability): aggregation of one task's per-output records.
 
   Args:
     outputs: `split_outputs` records, each with its `episode` added.
@@ -184,7 +184,7 @@ def cut_after_example(messages: Sequence[Message], k: int) -> list[Message]:
 
 def _at_k(bundle: ModelBundle, episodes, outputs: list[dict], reference,
           max_tokens: int, batch: int, desc: str, progress: bool):
-  """SPEC §7a's k and the outputs of the episodes that reach it, cut after k.
+  """The steerability k (docs/method.md#steerability) and the outputs of the episodes that reach it, cut after k.
 
   k maximises k · #{episodes with ≥ k complete examples}, counting whole
   examples within `max_tokens` with the `reference` tokenizer and the colon
@@ -237,7 +237,7 @@ def steerability(bundle: ModelBundle, suite: Suite,
                  num_episodes: int | None = 100, max_tokens: int = 1024,
                  batch: int = 32, seed: int = 0, bins: int = 10,
                  progress: bool = True) -> dict[str, Any]:
-  """SPEC §7a on each task's test split (see `steerability_metrics`).
+  """Steerability (docs/method.md#steerability) on each task's test split (see `steerability_metrics`).
 
   Args:
     tasks: ICL task names (default: `default_icl_tasks`).
@@ -248,7 +248,7 @@ def steerability(bundle: ModelBundle, suite: Suite,
   tasks = list(tasks) if tasks is not None else default_icl_tasks(suite)
   result: dict[str, Any] = {"template": bundle.template, "tasks": {}}
   # k is chosen from the suite's own tokenizer and the plain colon format,
-  # the same for every model and template compared (SPEC §7a).
+  # the same for every model and template compared (docs/method.md#steerability).
   reference = (load_tokenizer(suite.tokenizer_path) if suite.tokenizer_path
                else bundle.tokenizer)
   pooled = []

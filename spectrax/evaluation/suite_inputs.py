@@ -22,7 +22,7 @@ from spectrax.data.episodes import Message
 from spectrax.data.suite_reader import Suite
 from spectrax.data.tokenizer import Tokenizer
 
-# The test-suite ICL tasks scored as capability sets (SPEC §7d) rather than
+# The test-suite ICL tasks scored as capability sets (docs/method.md#capabilities) rather than
 # for steerability.
 CAPABILITY_TASKS = ("mmlu", "gpqa", "hellaswag", "winogrande", "arc", "drop",
                     "truthful_qa")
@@ -86,7 +86,7 @@ def task_episodes(suite: Suite, task: str, num_episodes: int | None,
                   seed: int, split: str = "test"
                   ) -> list[tuple[int, list[Message]]]:
   """Seeded (episode index, messages) of a task split, drawn as the trainer
-  draws them (SPEC §2), `num_episodes` of them at most."""
+  draws them (docs/method.md#episode-sampling), `num_episodes` of them at most."""
   plan = TaskPlan.make(suite.source(task, split))
   return [(i, plan_messages(plan, seed, i))
           for i in sample_indices(plan.num_episodes, num_episodes, seed)]

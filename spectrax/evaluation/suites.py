@@ -1,13 +1,13 @@
-"""The four evaluation suites of SPEC §7 by name, over a built Spectrum Suite.
+"""The four evaluation suites of docs/method.md#evaluation by name, over a built Spectrum Suite.
 
 Each suite takes a `ModelBundle` (a model's scorer, sampler, tokenizer and
 template), the `Suite`, and sizes that keep runs short, and returns a
 JSON-able dict: per task, then a `summary` across tasks.
 
-  steerability    §7a  teacher-forced loss/accuracy per output vs. position
-  distributional  §7b  per-option log-likelihoods vs. target shares
-  diversity       §7c  samples of the 22 generation tasks, validity, coverage
-  capabilities    §7d  multiple-choice accuracy from answer-letter scores
+  steerability    docs/method.md#steerability  teacher-forced loss/accuracy per output vs. position
+  distributional  docs/method.md#distributional-alignment  per-option log-likelihoods vs. target shares
+  diversity       docs/method.md#valid-output-coverage  samples of the 22 generation tasks, validity, coverage
+  capabilities    docs/method.md#capabilities  multiple-choice accuracy from answer-letter scores
 
 One module each (steerability.py, ...); what they share is in
 suite_inputs.py, whose names the runner uses are re-exported here.

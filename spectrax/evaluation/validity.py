@@ -1,4 +1,4 @@
-"""Validity checks of the 22 valid-output-coverage tasks (SOURCES §7).
+"""Validity checks of the 22 valid-output-coverage tasks (docs/method.md#diversity-tasks).
 
 A diversity instance stores how its generations are checked:
 `extra["match"]` is one of

@@ -347,8 +347,8 @@ def transfer_special_tokens(model: Transformer, instruct_dir: str, tokens: tuple
                             base_tokenizer_dir: str | None = None) -> dict[str, int]:
   """Copies embedding (and untied output-head) rows of ``tokens`` from an instruct checkpoint.
 
-  Pretrained checkpoints carry untrained rows for chat special tokens (SPEC
-  §4); the matching instruct checkpoint has trained ones. Only the needed
+  Pretrained checkpoints carry untrained rows for chat special tokens
+  (docs/method.md#base-model-preparation); the matching instruct checkpoint has trained ones. Only the needed
   rows are read from disk. The model is updated in place, shardings kept.
 
   Args:

@@ -1,9 +1,9 @@
-"""Batched autoregressive sampling with a KV cache (SPEC §7c).
+"""Batched autoregressive sampling with a KV cache (docs/method.md#valid-output-coverage).
 
 ``Sampler.sample`` takes formatted prompts (e.g. ``episodes.format_episode(...,
 add_generation_prompt=True)``), adds BOS when the tokenizer has one and
 returns ``num_samples`` completions per prompt, each cut before the first stop
-token or stop string (EOS always stops). The SPEC §7c protocol is
+token or stop string (EOS always stops). The docs/method.md#valid-output-coverage protocol is
 ``temperature=1.0`` with the defaults ``top_p=1.0, top_k=0`` and
 ``stop_strings=("\\n", template.stop)``; callers strip the completions.
 

@@ -13,7 +13,7 @@ itself only, with positions continuing from the prompt's end, so an option's
 score equals scoring ``prompt + option`` alone. Rows are packed to a few length
 buckets (``spectrax/scoring/layout.py``) and each bucket compiles once.
 
-Token boundaries (SPEC §7b): the prompt and ``prompt + option`` are each
+Token boundaries (docs/method.md#distributional-alignment): the prompt and ``prompt + option`` are each
 tokenised as one string; the option's tokens are the suffix. When the joint
 tokenisation does not start with the prompt's tokens the option is flagged
 (``boundary_mismatch``), counted, and scored as the prompt's tokens followed by
@@ -46,7 +46,7 @@ class ScoreRequest:
   """One question: a raw ``prompt`` or ``messages`` + ``template``, and its options.
 
   With a template, each option is preceded by the template's
-  ``content_prefix`` (the colon template's space, SPEC §7b).
+  ``content_prefix`` (the colon template's space, docs/method.md#distributional-alignment).
   """
 
   id: str
