@@ -15,6 +15,8 @@ this package never imports spectrax.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -43,7 +45,6 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of every generator and split.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False,
                                "Rebuild tasks that already exist in --out.")
 _LIST = flags.DEFINE_bool("list", False, "List the known tasks and exit.")
-
 
 
 def _missing_raw_files(spec: TaskSpec, raw_dir: str | None):
@@ -102,7 +103,9 @@ def build(out: str, specs: list[TaskSpec], *, seed: int, raw_dir: str | None,
         continue
       shutil.rmtree(directory)
     try:
-      directory = suite.build_task(spec, ctx, out)
+      # tfds prints "Downloading and preparing dataset ..." for every task.
+      with contextlib.redirect_stdout(io.StringIO()):
+        directory = suite.build_task(spec, ctx, out)
     except MissingRawFileError as e:
       (errors.append if explicit else logging.warning)(str(e))
       continue
@@ -128,9 +131,18 @@ def _entry(out: str, directory: str, spec: TaskSpec) -> dict:
           "suite_split": spec.suite_split, "kind": spec.kind}
 
 
+def _quiet_logs() -> None:
+  """tfds logs its every step through absl: hidden unless --verbosity is given
+  (this package does not import spectrax, whose `cli` does the same)."""
+  if flags.FLAGS["verbosity"].present:
+    return
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  logging.getLogger("absl").setLevel(logging.ERROR)
+
+
 def main(argv):
   del argv
-  absl_logging.set_verbosity(absl_logging.ERROR)
+  _quiet_logs()
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tfds.disable_progress_bar()
   known = registry.all_tasks()

@@ -1,11 +1,49 @@
-"""Command line: python -m spectrax.plan --config=CONFIG --devices=N."""
-from absl import app
+r"""Plans a run without its hardware: `python -m spectrax.plan --config=CONFIG`.
 
-from spectrax.training.planning import configure_devices, main
+  python -m spectrax.plan --config=configs/gemma12b.py --devices=64 --accelerator=v5p
+  python -m spectrax.plan --config=configs/gemma12b.py:gpu --devices=8 --accelerator=h200
+
+Prints parameter, optimizer-state and activation memory per device, FLOPs
+per step and the estimated step time, so an OOM shows up before queueing;
+the last line is the same as JSON. The train step is compiled ahead of time
+on `--devices` simulated CPU devices (spectrax/training/planning.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import flags
+from ml_collections import config_flags
+
+from spectrax import cli
+from spectrax.training import planning
+from spectrax.training import run_config
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Run config (configs/*.py).",
+                                          lock_config=True)
+_DEVICES = flags.DEFINE_integer(
+    "devices", 0, "Devices of the target run (default: mesh sizes, or 8).")
+_ACCEL = flags.DEFINE_string(
+    "accelerator", "", f"{'|'.join(planning.ACCELERATORS)} (default: from the "
+    "config's attention backend: splash -> v5p, cudnn -> h200).")
+_MFU = flags.DEFINE_float("assumed_mfu", 0.4, "MFU for the step-time estimate.",
+                          lower_bound=0.01, upper_bound=1.0)
+
+
+def main(argv):
+  del argv
+  c = _CONFIG.value
+  if c is None:
+    raise cli.UserError("--config is required: a run config, e.g. "
+                        "--config=configs/gemma12b.py.")
+  devices = planning.device_count(c, _DEVICES.value)
+  accelerator = planning.accelerator_for(c, _ACCEL.value)
+  planning.use_cpu_devices(devices)
+  result = planning.plan(c, devices, accelerator, _MFU.value)
+  print("\n".join(planning.summary_lines(result, _MFU.value)))
+  print(json.dumps(result))
+
 
 if __name__ == "__main__":
-  from ml_collections import config_flags as _cf  # pylint: disable=g-import-not-at-top
-  _cf.DEFINE_config_file("config", None, "Run config (configs/*.py).",
-                         lock_config=True)
-  configure_devices()
-  app.run(main)
+  cli.run(main, expected=(planning.PlanError, run_config.ConfigError))

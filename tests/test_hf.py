@@ -16,7 +16,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from spectrax import convert  # noqa: E402
+from cli_runs import assert_one_error_line, run_cli  # noqa: E402
+from spectrax.checkpoints import convert_weights  # noqa: E402
 from spectrax.checkpoints import params_dir as params_io  # noqa: E402
 from spectrax.models import ModelConfig, load_hf, save_hf, transfer_special_tokens  # noqa: E402
 from spectrax.models.hf import SafetensorsReader  # noqa: E402
@@ -244,12 +245,13 @@ def test_transfer_special_tokens_and_convert_cli(checkpoints, tokens, tmp_path, 
   write_tokenizer(instruct, special)
 
   ckpt, out = str(tmp_path / "ckpt"), str(tmp_path / "hf_out")
-  assert convert.main([f"--from_hf={base}", f"--to_spectrax={ckpt}",
-                       f"--transfer_special_tokens_from={instruct}", "--mesh=data:1,fsdp:-1,tensor:1"]) == 0
+  convert_weights.convert(convert_weights.Source("hf", base), to_spectrax=ckpt,
+                          transfer_from=instruct, mesh_axes={"data": 1, "fsdp": -1, "tensor": 1})
   printed = capsys.readouterr().out
   for k, tok in enumerate(special):
     assert f"{VOCAB - 3 + k}  {tok}" in printed
-  assert convert.main([f"--from_spectrax={ckpt}", f"--to_hf={out}"]) == 0
+  proc = run_cli("spectrax.convert", f"--from_spectrax={ckpt}", f"--to_hf={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
   assert os.path.exists(os.path.join(out, "tokenizer.json"))
 
   ids = [VOCAB - 3, VOCAB - 2, VOCAB - 1]
@@ -283,12 +285,15 @@ def test_training_workdir_exports_to_transformers(tiny_run, tmp_path):
   transformers loads with the same logits and the run's tokenizer."""
   from spectrax.checkpoints.loading import load_model  # pylint: disable=g-import-not-at-top
   out = str(tmp_path / "hf")
-  assert convert.main([f"--from_workdir={tiny_run[0]}", "--step=8", f"--to_hf={out}"]) == 0
+  proc = run_cli("spectrax.convert", f"--from_workdir={tiny_run[0]}", "--step=8",
+                 f"--to_hf={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
   assert "tokenizer.model" in os.listdir(out)
   ours = load_model(workdir=tiny_run[0])
   ids = np.asarray([ours.tokenizer.encode("<start_of_turn>output\nHeads<end_of_turn>\n")],
                    np.int32)
   ref = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
   assert_close(np.asarray(ours.model.logits(jnp.asarray(ids))), torch_logits(ref, ids))
-  with pytest.raises(SystemExit):
-    convert.main([f"--from_hf={out}", "--step=3", f"--to_spectrax={tmp_path / 'x'}"])
+  proc = run_cli("spectrax.convert", f"--from_hf={out}", "--step=3",
+                 f"--to_spectrax={tmp_path / 'x'}")
+  assert_one_error_line(proc, "--step goes with --from_workdir")

@@ -1,4 +1,5 @@
-"""python -m spectrax.score: streaming, resumable JSONL scoring with exact-once output."""
+"""spectrax/scoring/job.py and python -m spectrax.score: streaming, resumable
+JSONL scoring with exact-once output."""
 
 import json
 import os
@@ -9,6 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from cli_runs import assert_one_error_line, foreign_info_lines, run_cli  # noqa: E402
+from spectrax.evaluation.metrics import distributional_metrics  # noqa: E402
 from spectrax.scoring import job as score  # noqa: E402
 from spectrax.models import load_hf  # noqa: E402
 from spectrax.scoring.scorer import Scorer  # noqa: E402
@@ -93,7 +96,8 @@ def requests_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def clean(requests_path, scorer, tmp_path_factory):
   out = str(tmp_path_factory.mktemp("clean") / "scores.jsonl")
-  counts = score.score_file(requests_path, out, scorer, progress=False, flush_every=4)
+  counts = score.score_file(requests_path, out, scorer, progress=False, flush_every=4,
+                            target_metrics=distributional_metrics)
   assert counts["scored"] == 23 and counts["already_done"] == 0
   return read_jsonl(out)
 
@@ -156,7 +160,7 @@ def test_skip_bad_counts_and_sets_lines_aside(scorer, tmp_path):
   too_long = {"id": "long", "prompt": " ".join(["red"] * 80), "options": [" a"]}
   path = write_jsonl(tmp_path / "in.jsonl", lines + [too_long], raw=[(2, "{oops"), (5, "[1, 2]")])
   out = tmp_path / "out.jsonl"
-  with pytest.raises(ValueError, match="'long'.*left_truncate"):
+  with pytest.raises(score.JobError, match="long.jsonl:1: .*'long'.*left_truncate"):
     score.score_file(write_jsonl(tmp_path / "long.jsonl", [too_long]), str(out), scorer,
                      progress=False)
   counts = score.score_file(path, str(out), scorer, skip_bad=True, progress=False)
@@ -186,18 +190,48 @@ def test_parts_per_process_merge_exactly_once(clean, requests_path, scorer, tmp_
   assert score.merge_parts(out, 2) == 0
 
 
-def test_main_with_hf_checkpoint(clean, requests_path, hf_dir, tmp_path, capsys):
+def test_a_line_that_is_not_utf8_is_malformed(scorer, tmp_path):
+  path = tmp_path / "latin1.jsonl"
+  path.write_bytes(b"".join(json.dumps(o).encode() + b"\n" for o in make_lines(3)) +
+                   '{"id": "é", "prompt": "a", "options": [" b"]}\n'.encode("latin-1"))
+  with pytest.raises(score.JobError, match=r"latin1.jsonl:4: not UTF-8 text"):
+    score.score_file(str(path), str(tmp_path / "out.jsonl"), scorer, progress=False)
+  counts = score.score_file(str(path), str(tmp_path / "out.jsonl"), scorer, skip_bad=True,
+                            progress=False)
+  assert counts["scored"] == 3 and counts["rejected"] == 1
+
+
+def test_cli_with_hf_checkpoint(clean, requests_path, hf_dir, tmp_path):
   out = str(tmp_path / "scores.jsonl")
-  assert score.main([f"--input={requests_path}", f"--output={out}", f"--hf_checkpoint={hf_dir}",
-                     f"--buckets={BUCKETS}", "--no_progress"]) == 0
-  # 8 CPU devices, FSDP-sharded weights and rows: the same scores as one device
-  # up to float32 reduction order.
-  assert_same_scores(read_jsonl(out), clean, atol=1e-4)
-  summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  proc = run_cli("spectrax.score", f"--input={requests_path}", f"--output={out}",
+                 f"--hf_checkpoint={hf_dir}", f"--buckets={BUCKETS}", "--no_progress",
+                 SPECTRAX_CPU_DEVICES="8")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert not foreign_info_lines(proc.stderr), proc.stderr[-3000:]
+  # 8 CPU devices, FSDP-sharded weights and rows: the same scores (and
+  # metrics) as one device up to float32 reduction order.
+  got = read_jsonl(out)
+  assert_same_scores(got, clean, atol=1e-4)
+  assert [("js_divergence" in g) for g in got] == [("js_divergence" in c) for c in clean]
+  summary = json.loads(proc.stdout.strip().splitlines()[-1])
   assert summary["scored"] == 23
+
+
+@pytest.mark.parametrize("flags, parts", [
+    (["--input={bad}"], ["bad.jsonl:2: not JSON", "--skip_bad"]),
+    (["--input={tmp}/none.jsonl"], ["--input=", "none.jsonl: no such file"]),
+    (["--input={bad}", "--workdir={tmp}"],
+     ["give exactly one of --hf_checkpoint=DIR and --workdir=DIR"]),
+    (["--input={bad}", "--step=3"], ["--step goes with --workdir"]),
+    (["--input={bad}", "--buckets=64,x"], ["--buckets", "comma-separated integers"]),
+])
+def test_cli_errors_are_one_line(hf_dir, tmp_path, flags, parts):
   bad = write_jsonl(tmp_path / "bad.jsonl", make_lines(2), raw=[(1, "nope")])
-  assert score.main([f"--input={bad}", f"--output={out}.2", f"--hf_checkpoint={hf_dir}"]) == 2
-  assert "bad.jsonl:2: not JSON" in capsys.readouterr().err
+  flags = [f.format(bad=bad, tmp=tmp_path) for f in flags]
+  proc = run_cli("spectrax.score", *flags, f"--output={tmp_path / 'out.jsonl'}",
+                 f"--hf_checkpoint={hf_dir}")
+  assert_one_error_line(proc, *parts)
+  assert not os.path.exists(tmp_path / "out.jsonl")
 
 
 def test_settings_from_a_training_config():

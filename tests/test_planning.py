@@ -1,7 +1,11 @@
-"""`python -m spectrax.plan`: memory and step time from an AOT compile."""
+"""spectrax/training/planning.py and `python -m spectrax.plan`: memory and
+step time from an AOT compile."""
+
+import json
 
 import pytest
 
+from cli_runs import assert_one_error_line, run_cli
 from configs import tiny
 from spectrax.training import flops as flops_lib
 from spectrax.training import planning as plan_lib
@@ -39,3 +43,32 @@ def test_plan_counts_parameters_flops_and_activations(config):
   assert (big["per_device_gib"]["activations_and_temporaries"] >
           mem["activations_and_temporaries"])
   assert big["per_device_gib"]["parameters"] == mem["parameters"]
+  lines = plan_lib.summary_lines(small, 0.4)
+  assert lines[0] == (f"gemma3 {cfg.num_params() / 1e9:.2f}B parameters on 8 x v5p "
+                      f"(mesh {small['mesh']})")
+  assert f"{'fits':30s} True" in lines[6] and len(lines) == 8
+
+
+def test_devices_and_accelerator_default_from_the_config(config):
+  assert plan_lib.device_count(config, 16) == 16
+  assert plan_lib.device_count(config) == 8  # fsdp: -1 -> at least 8
+  assert plan_lib.accelerator_for(config) == "v5p"
+  assert plan_lib.accelerator_for(config, "h200") == "h200"
+  with pytest.raises(plan_lib.PlanError, match=r"--devices=-4: give a positive"):
+    plan_lib.device_count(config, -4)
+  with pytest.raises(plan_lib.PlanError, match=r"--accelerator='tpu': use one of"):
+    plan_lib.accelerator_for(config, "tpu")
+  with pytest.raises(plan_lib.PlanError, match=r"needs as many jax devices; this "
+                     r"process has 8"):
+    plan_lib.plan(config, 16, "v5p", 0.4)
+
+
+def test_cli_prints_the_plan_and_rejects_bad_values():
+  proc = run_cli("spectrax.plan", "--config=configs/tiny.py", "--devices=2")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(proc.stdout.splitlines()[-1])
+  assert result["devices"] == 2 and result["mesh"]["fsdp"] == 2 and result["fits"]
+  assert "parameters on 2 x v5p" in proc.stdout
+  assert_one_error_line(run_cli("spectrax.plan", "--config=configs/tiny.py", "--devices=-4"),
+                        "--devices=-4")
+  assert_one_error_line(run_cli("spectrax.plan", "--devices=8"), "--config is required")

@@ -8,23 +8,21 @@ forward per pair, float32.
 import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from cli_runs import assert_one_error_line, foreign_info_lines, run_cli
 from data_pipelines import build
 from data_pipelines.schema import Instance, Row, TaskSpec
 from data_pipelines.synthetic import diversity as diversity_data
 from data_pipelines.synthetic import urn
 from spectrax.data import templates
 from spectrax.data.episodes import format_episode
-from spectrax.evaluation import metrics, suites
+from spectrax.evaluation import metrics, runner, suites
 from spectrax.checkpoints.loading import load_model
 from spectrax.data.suite_reader import Suite
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIVERSITY_TASK = "us_states_full_names"
 
 
@@ -49,15 +47,29 @@ def eval_suite(tmp_path_factory):
 def report_dir(tiny_run, eval_suite, tmp_path_factory):
   workdir, _ = tiny_run
   out = str(tmp_path_factory.mktemp("report"))
-  cmd = [sys.executable, "-m", "spectrax.evaluate", "--suite=all", f"--suite_dir={eval_suite}",
-         f"--out={out}", f"--model=early=workdir:{workdir}@4", f"--model=final=workdir:{workdir}",
-         f"--tasks=coins_test,urn,{DIVERSITY_TASK}", "--num_episodes=3", "--num_questions=3",
-         "--num_samples=4", "--sample_batch_size=8", "--max_tokens=64"]
-  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900,
-                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  proc = run_cli("spectrax.evaluate", "--suite=all", f"--suite_dir={eval_suite}",
+                 f"--out={out}", f"--model=early=workdir:{workdir}@4",
+                 f"--model=final=workdir:{workdir}", f"--tasks=coins_test,urn,{DIVERSITY_TASK}",
+                 "--num_episodes=3", "--num_questions=3", "--num_samples=4",
+                 "--sample_batch_size=8", "--max_tokens=64")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert f"report: {os.path.join(out, 'report.html')}" in proc.stdout
+  # Only spectrax's own lines and progress bars: no orbax / jax INFO.
+  assert not foreign_info_lines(proc.stderr), foreign_info_lines(proc.stderr)[:5]
   return out
+
+
+def test_models_named_wrongly_fail_before_loading(eval_suite, tmp_path):
+  for model, part in [("base=hf:/x@3", "@STEP applies to workdir models only"),
+                      ("base=workdir:/x#nope", "unknown template 'nope'")]:
+    proc = run_cli("spectrax.evaluate", f"--suite_dir={eval_suite}", f"--out={tmp_path}",
+                   f"--model={model}")
+    assert_one_error_line(proc, f"--model='{model}'", part)
+  with pytest.raises(runner.EvalError, match=r"repeated: \['a'\]"):
+    runner.evaluate(["a=hf:/x", "a=hf:/y"], suite_dir=eval_suite, out=str(tmp_path))
+  with pytest.raises(runner.EvalError, match="--suite='nope'"):
+    runner.evaluate(["a=hf:/x"], suite_dir=eval_suite, out=str(tmp_path),
+                    settings=runner.EvalSettings(suite="nope"))
 
 
 @pytest.mark.slow

@@ -9,14 +9,16 @@ library through `run`:
       raise cli.UserError("--step=7: no checkpoint 7 in runs/x; it has 400, 800.")
 
     if __name__ == "__main__":
-      cli.run(main)
+      cli.run(main, expected=(FileNotFoundError,))
 
 - An expected mistake (a bad flag value, a missing file, a wrong step) raises
   `UserError` (or one of the library's own expected errors, passed as
   `expected=`): it prints `error: <message>` -- what, where, the fix -- and
   exits 2, without a traceback. Anything else keeps its traceback.
 - Third-party INFO logs (orbax, absl, grain, jax) are hidden unless the user
-  asks for them with `--verbosity=0` (absl's flag; 1 for debug).
+  asks for them with `--verbosity=0` (absl's flag; 1 for debug); spectrax's
+  own INFO lines stay.
+- Every option is a `--flag`: a positional argument is an error.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def quiet_logs() -> None:
   absl_logging.set_verbosity(absl_logging.WARNING)
   for name in _NOISY_LOGGERS:
     logging.getLogger(name).setLevel(logging.WARNING)
+  logging.getLogger("spectrax").setLevel(logging.INFO)
 
 
 def fail(message: str) -> None:
@@ -58,7 +61,7 @@ def _parse_flags(argv: Sequence[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    fail(f"{e} (--helpfull lists every flag).")
+    fail(f"{e} (--help lists the flags).")
     raise  # unreachable
 
 
@@ -68,9 +71,12 @@ def run(main: Callable[[list[str]], int | None], *,
 
   def wrapped(argv: list[str]) -> int | None:
     quiet_logs()
+    if len(argv) > 1:
+      fail(f"unexpected arguments {argv[1:]}: every option is a --flag=value "
+           "(--help lists them).")
     try:
       return main(argv)
     except (UserError, app.UsageError, *expected) as e:
-      fail(str(e))
+      fail(str(e) or type(e).__name__)
 
   app.run(wrapped, flags_parser=_parse_flags)

@@ -1,61 +1,94 @@
-r"""Runs the Spectrum evaluation suites (SPEC §7) and writes the report.
+r"""Runs the Spectrum evaluation suites on several models and writes the report.
 
-  python -m spectrax.evaluate --suite=all --suite_dir=suite --out=eval_out \
-      --model=base=hf:/ckpt/gemma-3-1b-pt#colon \
-      --model=tuned=workdir:runs/st@2000
+  from spectrax.evaluation import runner
+  runner.evaluate(["base=hf:/ckpt/gemma-3-1b-pt#colon", "tuned=workdir:runs/st@2000"],
+                  suite_dir="suite", out="eval_out",
+                  settings=runner.EvalSettings(suite="distributional"))
 
+The command line is `python -m spectrax.evaluate` (spectrax/evaluate.py).
 A model is `NAME=hf:DIR` (an HF checkpoint directory) or
 `NAME=workdir:DIR[@STEP]` (a spectrax training run, newest step by default),
 optionally followed by `#TEMPLATE` to choose its template; otherwise a
-workdir's training template is used and HF checkpoints get `--template`.
-Models are loaded one at a time; after each, `metrics.json` and
-`report.html` in `--out` are rewritten, so a crash keeps what was done.
+workdir's training template is used and HF checkpoints get
+`settings.template`. Models are loaded one at a time; after each,
+`metrics.json` and `report.html` in `out` are rewritten, so a crash keeps what
+was done.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gc
+import logging
 import os
 import re
 import time
+from collections.abc import Sequence
 
-from absl import app, flags, logging
-
-from spectrax.parallel import sharding
+from spectrax.checkpoints.loading import load_model
 from spectrax.data import templates as templates_lib
-from spectrax.evaluation import report, suites
 from spectrax.data.suite_reader import Suite
+from spectrax.evaluation import report, suites
+from spectrax.parallel import sharding
+from spectrax.scoring.sampler import Sampler
+from spectrax.scoring.scorer import Scorer
 
-_SUITE = flags.DEFINE_enum("suite", "all", list(suites.SUITES) + ["all"],
-                           "Which suite to run.")
-_MODELS = flags.DEFINE_multi_string(
-    "model", [], "NAME=hf:DIR or NAME=workdir:DIR[@STEP], optionally "
-    "+ '#TEMPLATE'; repeat for several models.")
-_SUITE_DIR = flags.DEFINE_string("suite_dir", "suite",
-                                 "A built suite (python -m data_pipelines.build).")
-_OUT = flags.DEFINE_string("out", "eval_out", "Report directory.")
-_TEMPLATE = flags.DEFINE_string(
-    "template", "colon", "Template of models that do not record one (HF "
-    "checkpoints); 'colon' suits plain pretrained models.")
-_NUM_EPISODES = flags.DEFINE_integer("num_episodes", 100,
-                                     "Steerability episodes per task.")
-_NUM_CAPABILITY_EPISODES = flags.DEFINE_integer(
-    "num_capability_episodes", 50, "Capability episodes per task.")
-_NUM_QUESTIONS = flags.DEFINE_integer(
-    "num_questions", 1000, "Distributional questions per task (the release "
-    "evaluates at most 1000).")
-_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 100,
-                                    "Diversity generations per prompt.")
-_MAX_TOKENS = flags.DEFINE_integer("max_tokens", 1024,
-                                   "Episode length cap (SPEC §2).")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of every data choice and "
-                             "of sampling.")
-_TASKS = flags.DEFINE_list("tasks", None, "Restrict every suite to these "
-                           "task names (diversity: task keys).")
-_SAMPLE_BATCH = flags.DEFINE_integer(
-    "sample_batch_size", 64, "Sampler rows per compiled batch (a multiple of "
-    "the device count).")
+log = logging.getLogger(__name__)
+
+SUITE_NAMES = (*suites.SUITES, "all")
+
+
+class EvalError(ValueError):
+  """A model or setting given wrongly; the message says how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+  """What every model is evaluated on; the `python -m spectrax.evaluate` flags.
+
+  Attributes:
+    suite: one of `suites.SUITES`, or "all".
+    template: for models that do not record one (HF checkpoints); "colon"
+      suits plain pretrained models.
+    tasks: restrict every suite to these task names (diversity: task keys).
+    num_episodes: steerability episodes per task.
+    num_capability_episodes: capability episodes per task.
+    num_questions: distributional questions per task (the release evaluates
+      at most 1000).
+    num_samples: diversity generations per prompt.
+    max_tokens: episode length cap.
+    seed: seed of every data choice and of sampling.
+    sample_batch_size: sampler rows per compiled batch (a multiple of the
+      device count).
+  """
+
+  suite: str = "all"
+  template: str = "colon"
+  tasks: tuple[str, ...] | None = None
+  num_episodes: int = 100
+  num_capability_episodes: int = 50
+  num_questions: int = 1000
+  num_samples: int = 100
+  max_tokens: int = 1024
+  seed: int = 0
+  sample_batch_size: int = 64
+
+  def suite_names(self) -> list[str]:
+    if self.suite not in SUITE_NAMES:
+      raise EvalError(f"--suite={self.suite!r}: choose one of {list(SUITE_NAMES)}.")
+    return list(suites.SUITES) if self.suite == "all" else [self.suite]
+
+  def suite_kwargs(self, name: str) -> dict:
+    common = {"seed": self.seed}
+    return {
+        "steerability": dict(num_episodes=self.num_episodes, max_tokens=self.max_tokens,
+                             **common),
+        "distributional": dict(num_questions=self.num_questions, **common),
+        "diversity": dict(num_samples=self.num_samples, **common),
+        "capabilities": dict(num_episodes=self.num_capability_episodes,
+                             max_tokens=self.max_tokens, **common),
+    }[name]
+
 
 _MODEL_SPEC = re.compile(
     r"^(?P<name>[^=]+)=(?P<kind>hf|workdir):(?P<path>.+?)"
@@ -75,107 +108,116 @@ def parse_model(text: str) -> ModelSpec:
   """Parses one --model value.
 
   Raises:
-    ValueError: naming the value and the accepted forms.
+    EvalError: naming the value and the accepted forms.
   """
   m = _MODEL_SPEC.match(text)
   if m is None:
-    raise ValueError(
+    raise EvalError(
         f"--model={text!r}: expected NAME=hf:DIR or NAME=workdir:DIR[@STEP], "
         "optionally ending in #TEMPLATE (e.g. base=hf:/ckpt/gemma#colon).")
   if m["step"] is not None and m["kind"] != "workdir":
-    raise ValueError(f"--model={text!r}: @STEP applies to workdir models "
-                     "only.")
+    raise EvalError(f"--model={text!r}: @STEP applies to workdir models "
+                         "only.")
   if m["template"] is not None:
-    templates_lib.get_template(m["template"])
+    _check_template(m["template"], f"--model={text!r}")
   return ModelSpec(m["name"], m["kind"], m["path"],
                    int(m["step"]) if m["step"] else None, m["template"])
 
 
-def _suite_kwargs(name: str) -> dict:
-  common = {"seed": _SEED.value}
-  return {
-      "steerability": dict(num_episodes=_NUM_EPISODES.value,
-                           max_tokens=_MAX_TOKENS.value, **common),
-      "distributional": dict(num_questions=_NUM_QUESTIONS.value, **common),
-      "diversity": dict(num_samples=_NUM_SAMPLES.value, **common),
-      "capabilities": dict(num_episodes=_NUM_CAPABILITY_EPISODES.value,
-                           max_tokens=_MAX_TOKENS.value, **common),
-  }[name]
+def _check_template(name: str, where: str) -> None:
+  try:
+    templates_lib.get_template(name)
+  except ValueError as e:
+    raise EvalError(f"{where}: {e}") from None
 
 
-def _tasks_for(name: str, suite: Suite) -> list[str] | None:
-  """--tasks restricted to what the suite `name` evaluates."""
-  if _TASKS.value is None:
+def _tasks_for(name: str, suite: Suite, tasks: Sequence[str] | None
+               ) -> list[str] | None:
+  """`tasks` restricted to what the suite `name` evaluates."""
+  if tasks is None:
     return None
   if name == "diversity":
     keys = {r.id for t in suite.task_names(None, "diversity")
             for r in suites.task_records(suite.source(t, "test"))}
-    return [t for t in _TASKS.value if t in keys]
+    return [t for t in tasks if t in keys]
   kind = "distributional" if name == "distributional" else "icl"
   known = set(suite.task_names(None, kind))
   if name == "capabilities":
     known &= set(suites.CAPABILITY_TASKS)
-  return [t for t in _TASKS.value if t in known]
+  return [t for t in tasks if t in known]
 
 
-def evaluate_model(spec: ModelSpec, suite: Suite, names: list[str], mesh
-                   ) -> dict:
-  """Loads one model and runs the named suites on it."""
-  # Imported here so `--help` and flag errors need no jax model code.
-  from spectrax.checkpoints.loading import load_model  # pylint: disable=g-import-not-at-top
-  from spectrax.scoring.sampler import Sampler  # pylint: disable=g-import-not-at-top
-  from spectrax.scoring.scorer import Scorer  # pylint: disable=g-import-not-at-top
+def evaluate_model(spec: ModelSpec, suite: Suite, settings: EvalSettings,
+                   mesh) -> dict:
+  """Loads one model and runs the settings' suites on it."""
+  names = settings.suite_names()
   loaded = load_model(
       hf_checkpoint=spec.path if spec.kind == "hf" else None,
       workdir=spec.path if spec.kind == "workdir" else None,
       step=spec.step, mesh=mesh)
-  template = spec.template or loaded.template or _TEMPLATE.value
-  templates_lib.get_template(template)
+  template = spec.template or loaded.template or settings.template
+  _check_template(template, f"model {spec.name!r}")
   if template != "colon":
-    loaded.tokenizer.require_single_tokens(
-        templates_lib.get_template(template).special_tokens, template)
+    try:
+      loaded.tokenizer.require_single_tokens(
+          templates_lib.get_template(template).special_tokens, template)
+    except ValueError as e:
+      raise EvalError(f"model {spec.name!r}: {e} (choose its template "
+                           "with --model=NAME=...#TEMPLATE)") from None
   bundle = suites.ModelBundle(
       name=spec.name, template=template, tokenizer=loaded.tokenizer,
       scorer=Scorer(loaded.model, loaded.tokenizer, mesh=mesh),
       sampler=Sampler(loaded.model, loaded.tokenizer, mesh=mesh,
-                      batch_size=_SAMPLE_BATCH.value)
+                      batch_size=settings.sample_batch_size)
       if "diversity" in names else None)
   out = {"_model": {"source": f"{spec.kind}:{spec.path}",
                     "loaded": loaded.name, "template": template}}
   for name in names:
-    tasks = _tasks_for(name, suite)
+    tasks = _tasks_for(name, suite, settings.tasks)
     if tasks == []:
-      logging.warning("--tasks names no task of the %s suite; skipped.", name)
+      log.warning("--tasks names no task of the %s suite; skipped.", name)
       continue
     start = time.time()
     out[name] = suites.SUITES[name](bundle, suite, tasks,
-                                    **_suite_kwargs(name))
+                                    **settings.suite_kwargs(name))
     out[name]["seconds"] = round(time.time() - start, 1)
-    logging.info("%s %s: %.0f s", spec.name, name, out[name]["seconds"])
+    log.info("%s %s: %.0f s", spec.name, name, out[name]["seconds"])
   return out
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}; use flags.")
-  if not _MODELS.value:
-    raise app.UsageError("give at least one --model=NAME=hf:DIR or "
+def evaluate(models: Sequence[str | ModelSpec], *, suite_dir: str, out: str,
+             settings: EvalSettings = EvalSettings()) -> str:
+  """Evaluates each model in turn, rewriting the report after each.
+
+  Args:
+    models: `NAME=hf:DIR` / `NAME=workdir:DIR[@STEP]` strings (optionally
+      `#TEMPLATE`) or ModelSpecs; names must be unique.
+    suite_dir: a built suite (python -m data_pipelines.build).
+    out: the report directory (metrics.json, report.html, PNG plots).
+    settings: which suites, tasks and sizes.
+
+  Returns:
+    The path of report.html.
+
+  Raises:
+    EvalError: a malformed model, a repeated name or a wrong template.
+    And load_model's errors for a wrong directory or step.
+  """
+  if not models:
+    raise EvalError("give at least one --model=NAME=hf:DIR or "
                          "--model=NAME=workdir:DIR[@STEP].")
-  specs = [parse_model(m) for m in _MODELS.value]
-  dupes = sorted({s.name for s in specs if [t.name for t in specs].count(
-      s.name) > 1})
+  specs = [m if isinstance(m, ModelSpec) else parse_model(m) for m in models]
+  names = [s.name for s in specs]
+  dupes = sorted({n for n in names if names.count(n) > 1})
   if dupes:
-    raise app.UsageError(f"model names must be unique; repeated: {dupes}.")
-  suite = Suite(_SUITE_DIR.value)
-  names = list(suites.SUITES) if _SUITE.value == "all" else [_SUITE.value]
+    raise EvalError(f"model names must be unique; repeated: {dupes}.")
+  settings.suite_names()  # A wrong setting fails before any model loads.
+  _check_template(settings.template, "--template")
+  suite = Suite(suite_dir)
   mesh = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1})
   results = {}
   for spec in specs:
-    results[spec.name] = evaluate_model(spec, suite, names, mesh)
-    path = report.write_report(results, _OUT.value)
+    results[spec.name] = evaluate_model(spec, suite, settings, mesh)
+    path = report.write_report(results, out)
     gc.collect()  # Drop the previous model's buffers before the next load.
-  print(f"report: {os.path.abspath(path)}")
-
-
-if __name__ == "__main__":
-  app.run(main)
+  return os.path.abspath(path)

@@ -6,8 +6,9 @@
 Input lines: ``{"id", "prompt" | "messages" + "template", "options": [...],
 "target": [...]?, "ordinal": bool?}``. Output lines: ``{"id", "logprobs",
 "num_tokens", "greedy"}``, plus ``boundary_mismatch`` / ``truncated`` when set
-and, with a ``target``, the SPEC §7b metrics of
-``spectrax.evaluation.metrics.distributional_metrics``.
+and, with a ``target``, what ``target_metrics`` computes (the command line
+passes ``spectrax.evaluation.metrics.distributional_metrics``; scoring sits
+below evaluation, so it is handed in rather than imported).
 
 Resumable: lines are appended in batches, each batch one ``write`` + flush +
 fsync. On restart the ids already in the output are skipped and a trailing
@@ -27,20 +28,26 @@ host's devices.
 
 from __future__ import annotations
 
-import argparse
+import importlib.util
 import json
 import math
 import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
+import jax
 import tqdm
 
+from spectrax.checkpoints.loading import load_model
 from spectrax.data import templates as templates_lib
 from spectrax.data.episodes import as_messages
+from spectrax.parallel import sharding
 from spectrax.scoring.scorer import Scorer, ScoreRequest, ScoreResult
 
 FIELDS = ("id", "prompt", "messages", "template", "options", "target", "ordinal")
+
+
+class JobError(ValueError):
+  """A requests file, output file or setting the user must fix (`FILE:LINE: why`)."""
 
 
 # -- input -----------------------------------------------------------------
@@ -88,30 +95,33 @@ def check_request(obj) -> str | None:
   return None
 
 
-def read_lines(path: str, own: Callable[[int], bool]) -> Iterator[tuple[int, str, object]]:
-  """``(line_number, text, parsed or None)`` for this process's non-blank lines."""
-  with open(path, encoding="utf-8") as f:
-    for n, text in enumerate(f, 1):
-      text = text.rstrip("\n")
-      if not text.strip() or not own(n):
+def read_lines(path: str, own: Callable[[int], bool]
+               ) -> Iterator[tuple[int, str, object, str | None]]:
+  """``(line_number, text, parsed or None, why not parsed)`` for this process's
+  non-blank lines. Read as bytes, so one line that is not UTF-8 is a malformed
+  line like any other rather than the end of the file."""
+  with open(path, "rb") as f:
+    for n, raw in enumerate(f, 1):
+      if not raw.strip() or not own(n):
         continue
       try:
-        obj = json.loads(text)
-      except json.JSONDecodeError:
-        obj = None
-      yield n, text, obj
+        text = raw.decode("utf-8").rstrip("\n")
+      except UnicodeDecodeError as e:
+        yield n, raw.decode("utf-8", "replace").rstrip("\n"), None, f"not UTF-8 text ({e})"
+        continue
+      try:
+        yield n, text, json.loads(text), None
+      except json.JSONDecodeError as e:
+        yield n, text, None, f"not JSON ({e})"
 
 
 def validate_input(path: str, own: Callable[[int], bool]) -> tuple[list[tuple[int, str]], int]:
   """``([(line, reason)] of malformed lines, number of lines)`` of this process's share."""
   bad, seen, total = [], {}, 0
-  for n, text, obj in read_lines(path, own):
+  for n, _, obj, error in read_lines(path, own):
     total += 1
-    if obj is None:
-      try:
-        json.loads(text)
-      except json.JSONDecodeError as e:
-        bad.append((n, f"not JSON ({e})"))
+    if error is not None:
+      bad.append((n, error))
       continue
     reason = check_request(obj)
     if reason is None and obj["id"] in seen:
@@ -147,7 +157,7 @@ def recover_lines(path: str) -> list[dict]:
   line is removed from the file (its request is scored again).
 
   Raises:
-    ValueError: a complete line that is not JSON (the file was edited or is
+    JobError: a complete line that is not JSON (the file was edited or is
       not this job's output).
   """
   if not os.path.exists(path):
@@ -165,8 +175,8 @@ def recover_lines(path: str) -> list[dict]:
     try:
       out.append(json.loads(line))
     except json.JSONDecodeError as e:
-      raise ValueError(f"{path}:{n}: not a JSON line ({e}); this file is corrupt or not a "
-                       "spectrax.score output: move it away or fix the line") from None
+      raise JobError(f"{path}:{n}: not a JSON line ({e}); this file is corrupt or not a "
+                     "spectrax.score output: move it away or fix the line") from None
   return out
 
 
@@ -232,7 +242,12 @@ def merge_parts(output: str, count: int) -> int:
 # -- scoring ---------------------------------------------------------------
 
 
-def result_line(req: dict, res: ScoreResult) -> dict:
+# (target, logprobs, ordinal=...) -> {metric: value}
+TargetMetrics = Callable[..., dict]
+
+
+def result_line(req: dict, res: ScoreResult, target_metrics: TargetMetrics | None = None
+                ) -> dict:
   """The output object of one scored request (metrics when it has a target)."""
   out = {"id": res.id, "logprobs": res.logprobs, "num_tokens": res.num_tokens,
          "greedy": res.greedy}
@@ -240,17 +255,16 @@ def result_line(req: dict, res: ScoreResult) -> dict:
     out["boundary_mismatch"] = res.boundary_mismatch
   if res.truncated:
     out["truncated"] = True
-  if req.get("target") is not None:
-    # pylint: disable-next=g-import-not-at-top
-    from spectrax.evaluation.metrics import distributional_metrics
-    out.update(distributional_metrics(req["target"], res.logprobs,
-                                      ordinal=bool(req.get("ordinal", False))))
+  if target_metrics is not None and req.get("target") is not None:
+    out.update(target_metrics(req["target"], res.logprobs,
+                              ordinal=bool(req.get("ordinal", False))))
   return out
 
 
 def score_file(input_path: str, output_path: str, scorer: Scorer, *, skip_bad: bool = False,
                process_index: int = 0, process_count: int = 1, flush_every: int = 64,
-               progress: bool = True, checked: tuple[list, int] | None = None) -> dict:
+               progress: bool = True, checked: tuple[list, int] | None = None,
+               target_metrics: TargetMetrics | None = None) -> dict:
   """Scores ``input_path`` into ``output_path`` (this process's share), resuming.
 
   Args:
@@ -263,20 +277,18 @@ def score_file(input_path: str, output_path: str, scorer: Scorer, *, skip_bad: b
     flush_every: result lines per write + fsync.
     progress: show a tqdm bar.
     checked: ``validate_input``'s result, if already computed.
+    target_metrics: adds metrics to the lines of requests with a ``target``.
 
   Returns:
     Counts: ``scored``, ``already_done``, ``rejected`` and the scorer's stats.
 
   Raises:
-    ValueError: a malformed line (``FILE:LINE: reason``) without ``skip_bad``,
-      or an unscorable request (it names the id).
+    JobError: a malformed line (``FILE:LINE: reason``) without ``skip_bad``,
+      or an unscorable request (``FILE:LINE:`` and the scorer's reason).
   """
   own = lambda n: (n - 1) % process_count == process_index  # noqa: E731
   bad, total = checked if checked is not None else validate_input(input_path, own)
-  if bad and not skip_bad:
-    line, reason = bad[0]
-    raise ValueError(f"{input_path}:{line}: {reason} ({len(bad)} malformed lines in all; fix "
-                     "them or pass --skip_bad to write them to OUTPUT.rejected.jsonl)")
+  _check_malformed(input_path, bad, skip_bad)
   path = part_path(output_path, process_index, process_count)
   done = {o["id"] for o in recover_lines(path)}
   if process_count > 1:
@@ -294,7 +306,7 @@ def score_file(input_path: str, output_path: str, scorer: Scorer, *, skip_bad: b
       rejects.add({"line": line, "error": reason, "text": text})
 
   def requests() -> Iterator[ScoreRequest]:
-    for line, text, obj in read_lines(input_path, own):
+    for line, text, obj, _ in read_lines(input_path, own):
       if line in bad_lines:
         reject(line, text, bad_lines[line])
       elif obj["id"] in done:
@@ -305,19 +317,26 @@ def score_file(input_path: str, output_path: str, scorer: Scorer, *, skip_bad: b
         yield to_request(obj)
 
   def on_error(req: ScoreRequest, err: ValueError):
-    if not skip_bad:
-      raise err
     line, obj = pending.pop(req.id)
+    if not skip_bad:
+      raise JobError(f"{input_path}:{line}: {err}") from err
     reject(line, json.dumps(obj, ensure_ascii=False), str(err))
 
   with LineWriter(path, flush_every) as out, LineWriter(rejected_path(path), 1) as rejects:
     for res in scorer.score(requests(), on_error=on_error):
       _, obj = pending.pop(res.id)
-      out.add(result_line(obj, res))
+      out.add(result_line(obj, res, target_metrics))
       counts["scored"] += 1
       bar.update(1)
   bar.close()
   return {**counts, **scorer.stats}
+
+
+def _check_malformed(input_path: str, bad: list[tuple[int, str]], skip_bad: bool) -> None:
+  if bad and not skip_bad:
+    line, reason = bad[0]
+    raise JobError(f"{input_path}:{line}: {reason} ({len(bad)} malformed lines in all; fix "
+                   "them or pass --skip_bad to write them to OUTPUT.rejected.jsonl)")
 
 
 def config_settings(spec: str) -> dict:
@@ -326,11 +345,9 @@ def config_settings(spec: str) -> dict:
   Returns ``tensor`` (the mesh's tensor ways), ``dtype`` (compute) and
   ``attention_backend``; parameters are loaded in the compute dtype.
   """
-  # pylint: disable-next=g-import-not-at-top
-  import importlib.util
   path, _, arg = spec.partition(":")
   if not os.path.isfile(path):
-    raise ValueError(f"--config={spec!r}: no file {path!r} (e.g. configs/gemma12b.py:gpu)")
+    raise JobError(f"--config={spec!r}: no file {path!r} (e.g. configs/gemma12b.py:gpu)")
   module_spec = importlib.util.spec_from_file_location("spectrax_score_config", path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
@@ -340,90 +357,54 @@ def config_settings(spec: str) -> dict:
           "param_dtype": c.model.dtype, "attention_backend": c.model.attention_backend}
 
 
-def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="python -m spectrax.score", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--input", required=True, help="requests JSONL")
-  p.add_argument("--output", required=True, help="scores JSONL (appended to; resumable)")
-  p.add_argument("--hf_checkpoint", help="an HF checkpoint directory")
-  p.add_argument("--workdir", help="a spectrax training run directory")
-  p.add_argument("--step", type=int, help="the workdir checkpoint step (default: newest)")
-  p.add_argument("--skip_bad", action="store_true",
-                 help="set malformed lines aside in OUTPUT.rejected.jsonl instead of failing")
-  p.add_argument("--left_truncate", action="store_true",
-                 help="drop the start of prompts longer than the largest bucket (counted)")
-  p.add_argument("--buckets", default="256,512,1024,2048,4096", help="row lengths, comma-separated")
-  p.add_argument("--rows_per_batch", type=int, default=8,
-                 help="rows per step; rounded up to a multiple of the device count")
-  p.add_argument("--config", default=None,
-                 help="a training config (configs/NAME.py[:ARG]) whose mesh.tensor, model.dtype "
-                      "and model.attention_backend to use; the flags below override it")
-  p.add_argument("--tensor", type=int, default=None, help="tensor-parallel ways (per host; "
-                 "default 1)")
-  p.add_argument("--dtype", default=None, help="activation dtype override, e.g. bfloat16")
-  p.add_argument("--param_dtype", default=None, help="parameter dtype override")
-  p.add_argument("--attention_backend", default=None, help="dense | xla | cudnn | splash")
-  p.add_argument("--no_progress", action="store_true", help="no progress bar")
-  p.add_argument("--coordinator_address", help="host:port of process 0 (multi-process runs "
-                 "the platform does not set up; see spectrax/distributed.py)")
-  p.add_argument("--num_processes", type=int, help="processes in the job")
-  p.add_argument("--process_id", type=int, help="this process's index")
-  return p
+def score_job(input_path: str, output_path: str, *, hf_checkpoint: str | None = None,
+              workdir: str | None = None, step: int | None = None, skip_bad: bool = False,
+              left_truncate: bool = False, buckets: Sequence[int] | None = None,
+              rows_per_batch: int | None = None, config: str | None = None,
+              tensor: int | None = None, dtype: str | None = None,
+              param_dtype: str | None = None, attention_backend: str | None = None,
+              progress: bool = True, target_metrics: TargetMetrics | None = None) -> dict:
+  """What ``python -m spectrax.score`` does: load the model, score this process's share.
 
+  The input is validated before the (slow) model load, so a bad file fails in
+  seconds. With several processes (``jax.distributed`` already initialized)
+  each writes its part on its own devices and process 0 merges them.
+  ``config`` (``configs/NAME.py[:ARG]``) supplies the tensor ways and dtypes
+  the other arguments do not; ``buckets`` / ``rows_per_batch`` default to the
+  ``Scorer``'s; ``target_metrics`` as in ``score_file``.
 
-def main(argv: list[str] | None = None) -> int:
-  args = _parser().parse_args(argv)
-  if (args.hf_checkpoint is None) == (args.workdir is None):
-    _parser().error("give exactly one of --hf_checkpoint=DIR and --workdir=DIR")
-  try:
-    buckets = tuple(int(b) for b in args.buckets.split(","))
-  except ValueError:
-    _parser().error(f"--buckets={args.buckets!r}: give comma-separated integers, e.g. 512,2048")
-  import jax  # pylint: disable=g-import-not-at-top
-  from spectrax.parallel import distributed  # pylint: disable=g-import-not-at-top
-  from spectrax.parallel import sharding  # pylint: disable=g-import-not-at-top
-  try:
-    distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
-  except ValueError as e:
-    _parser().error(str(e))
-  from spectrax.checkpoints.loading import load_model  # pylint: disable=g-import-not-at-top
+  Returns:
+    ``output``, ``process`` and ``score_file``'s counts.
+
+  Raises:
+    JobError: a missing or malformed input, a corrupt output, a bad ``config``.
+    And ``load_model``'s errors for a wrong checkpoint or step.
+  """
+  if not os.path.isfile(input_path):
+    raise JobError(f"--input={input_path}: no such file")
   index, count = jax.process_index(), jax.process_count()
-  # Validate before the (slow) model load so a bad file fails in seconds.
   own = lambda n: (n - 1) % count == index  # noqa: E731
-  checked = validate_input(args.input, own)
-  bad = checked[0]
-  if bad and not args.skip_bad:
-    line, reason = bad[0]
-    print(f"{args.input}:{line}: {reason} ({len(bad)} malformed lines in all; fix them or pass "
-          "--skip_bad)", file=sys.stderr)
-    return 2
-  try:
-    from_config = config_settings(args.config) if args.config else {}
-  except ValueError as e:
-    _parser().error(str(e))
-  devices = jax.local_devices()
-  tensor = args.tensor or from_config.pop("tensor", 1)
-  mesh = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": tensor}, devices=devices)
-  overrides = {**from_config, **{k: getattr(args, k) for k in ("dtype", "param_dtype",
-                                                               "attention_backend")
-                                 if getattr(args, k) is not None}}
-  loaded = load_model(hf_checkpoint=args.hf_checkpoint, workdir=args.workdir, step=args.step,
-                      mesh=mesh, **overrides)
-  scorer = Scorer(loaded.model, loaded.tokenizer, mesh=mesh, buckets=buckets,
-                  rows_per_batch=args.rows_per_batch,
-                  left_truncate=args.left_truncate)
-  counts = score_file(args.input, args.output, scorer, skip_bad=args.skip_bad,
-                      process_index=index, process_count=count, progress=not args.no_progress,
-                      checked=checked)
+  checked = validate_input(input_path, own)
+  _check_malformed(input_path, checked[0], skip_bad)
+  settings = config_settings(config) if config else {}
+  config_tensor = settings.pop("tensor", 1)
+  tensor = tensor or config_tensor
+  given = {"dtype": dtype, "param_dtype": param_dtype, "attention_backend": attention_backend}
+  settings.update({k: v for k, v in given.items() if v is not None})
+  mesh = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": tensor},
+                            devices=jax.local_devices())
+  loaded = load_model(hf_checkpoint=hf_checkpoint, workdir=workdir, step=step, mesh=mesh,
+                      **settings)
+  sizes = {"buckets": tuple(buckets) if buckets else None, "rows_per_batch": rows_per_batch}
+  scorer = Scorer(loaded.model, loaded.tokenizer, mesh=mesh, left_truncate=left_truncate,
+                  **{k: v for k, v in sizes.items() if v is not None})
+  counts = score_file(input_path, output_path, scorer, skip_bad=skip_bad, process_index=index,
+                      process_count=count, progress=progress, checked=checked,
+                      target_metrics=target_metrics)
   if count > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices("spectrax.score: parts written")
     if index == 0:
-      merge_parts(args.output, count)
+      merge_parts(output_path, count)
     multihost_utils.sync_global_devices("spectrax.score: merged")
-  print(json.dumps({"output": args.output, "process": index, **counts}))
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())
+  return {"output": output_path, "process": index, **counts}

@@ -1,13 +1,14 @@
-r"""Plans a run without its hardware: `python -m spectrax.plan --config=CONFIG`.
+r"""Plans a run without its hardware (the library of `python -m spectrax.plan`).
 
-  python -m spectrax.plan --config=configs/gemma12b.py --devices=64 --accelerator=v5p
-  python -m spectrax.plan --config=configs/gemma12b.py:gpu --devices=8 --accelerator=h200
+  planning.use_cpu_devices(64)  # before jax starts
+  result = planning.plan(config, 64, "v5p", assumed_mfu=0.4)
+  print("\n".join(planning.summary_lines(result, 0.4)))
 
-Prints parameter, optimizer-state and activation memory per device, FLOPs
+Gives parameter, optimizer-state and activation memory per device, FLOPs
 per step and the estimated step time, so an OOM shows up before queueing.
 
 How: the train step is compiled ahead of time on a simulated mesh of
-`--devices` CPU devices with the model cut to 2 and to 4 layers (the real
+`devices` CPU devices with the model cut to 2 and to 4 layers (the real
 widths, vocabulary, batch and mesh); XLA's per-device memory analysis of the
 two compilations gives the fixed and the per-layer cost, extrapolated
 linearly to the real depth (layers are scanned, so each costs the same).
@@ -17,21 +18,10 @@ Parameters and optimizer state are also counted exactly from
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import json
 import math
 import os
-import sys
-
-from absl import app
-from absl import flags
-
-_DEVICES = flags.DEFINE_integer(
-    "devices", 0, "Devices of the target run (default: mesh sizes, or 8).")
-_ACCEL = flags.DEFINE_string(
-    "accelerator", "", "v4|v5e|v5p|v6e|h100|h200|a100 (default: from the "
-    "config's attention backend: splash -> v5p, cudnn -> h200).")
-_MFU = flags.DEFINE_float("assumed_mfu", 0.4, "MFU for the step-time estimate.")
 
 # Dense bf16 peak FLOP/s and memory per chip.
 ACCELERATORS = {
@@ -42,12 +32,37 @@ ACCELERATORS = {
 GIB = 1024**3
 
 
-def _device_count(c) -> int:
-  if _DEVICES.value:
-    return _DEVICES.value
+class PlanError(ValueError):
+  """A plan that cannot be made as asked (devices, accelerator, config)."""
+
+
+def device_count(c, requested: int = 0) -> int:
+  """`requested`, or the config's mesh size (at least 8 when an axis is -1)."""
+  if requested < 0:
+    raise PlanError(f"--devices={requested}: give a positive device count "
+                    "(0: from the config's mesh).")
+  if requested:
+    return requested
   sizes = [v for v in c.mesh.to_dict().values() if v > 0]
   n = math.prod(sizes) if sizes else 1
   return n if all(v > 0 for v in c.mesh.to_dict().values()) else max(n, 8)
+
+
+def accelerator_for(c, requested: str = "") -> str:
+  """`requested`, or the one the config's attention backend implies."""
+  accelerator = requested or {"splash": "v5p", "cudnn": "h200"}.get(
+      c.model.attention_backend, "v5p")
+  if accelerator not in ACCELERATORS:
+    raise PlanError(f"--accelerator={accelerator!r}: use one of "
+                    f"{sorted(ACCELERATORS)}.")
+  return accelerator
+
+
+def use_cpu_devices(n: int) -> None:
+  """Simulates `n` devices on CPU; call before jax starts its backend."""
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.config.update("jax_platforms", "cpu")
+  jax.config.update("jax_num_cpu_devices", n)
 
 
 def _compile_memory(c, model_cfg, layers: int, mesh):
@@ -77,20 +92,27 @@ def _compile_memory(c, model_cfg, layers: int, mesh):
 
 
 def plan(c, devices: int, accelerator: str, assumed_mfu: float) -> dict:
+  """Memory per device, FLOPs and step time of config `c` on `devices` chips.
+
+  Needs `devices` jax devices (on CPU: `use_cpu_devices` first).
+  """
   import jax  # pylint: disable=g-import-not-at-top
   from spectrax.training import flops as flops_lib  # pylint: disable=g-import-not-at-top
   from spectrax.training import run_config  # pylint: disable=g-import-not-at-top
   from spectrax.parallel import sharding  # pylint: disable=g-import-not-at-top
+  if len(jax.devices()) < devices:
+    raise PlanError(f"planning for {devices} devices needs as many jax devices; "
+                    f"this process has {len(jax.devices())} (use_cpu_devices).")
   if c.init_from_hf:
     vocab = 0
   else:
     vocab = int(c.model.hf_config.get("vocab_size", 0) or 32000)
-  probe = ml_copy(c)
+  probe = copy.deepcopy(c)
   probe.init_from_hf = c.init_from_hf if os.path.exists(
       os.path.join(c.init_from_hf or "/nonexistent", "config.json")) else ""
   if not probe.init_from_hf and not probe.model.preset and \
       not probe.model.hf_config.to_dict():
-    raise ValueError("the config names no architecture: set model.preset.")
+    raise PlanError("the config names no architecture: set model.preset.")
   model_cfg = run_config.model_config(probe, vocab)
   mesh = sharding.make_mesh(c.mesh.to_dict(), devices=jax.devices()[:devices])
   run_config.check_mesh(c, mesh)
@@ -144,50 +166,20 @@ def plan(c, devices: int, accelerator: str, assumed_mfu: float) -> dict:
   }
 
 
-def ml_copy(c):
-  import copy  # pylint: disable=g-import-not-at-top
-  return copy.deepcopy(c)
-
-
-def main(argv):
-  del argv
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-  c = flags.FLAGS["config"].value
-  devices = _device_count(c)
-  accelerator = _ACCEL.value or {"splash": "v5p", "cudnn": "h200"}.get(
-      c.model.attention_backend, "v5p")
-  if accelerator not in ACCELERATORS:
-    raise app.UsageError(f"--accelerator={accelerator!r}: use one of "
-                         f"{sorted(ACCELERATORS)}.")
-  del config_flags
-  result = plan(c, devices, accelerator, _MFU.value)
+def summary_lines(result: dict, assumed_mfu: float) -> list[str]:
+  """`plan`'s result for people: memory per device, fit, step time."""
   mem = result["per_device_gib"]
-  print(f"{result['model']['family']} {result['model']['parameters'] / 1e9:.2f}B"
-        f" parameters on {devices} x {accelerator} (mesh {result['mesh']})")
-  for k, v in mem.items():
-    print(f"  {k:30s} {v:8.2f} GiB per device")
-  print(f"  {'fits':30s} {result['fits']}  (attention planned with the dense "
-        "backend: an upper bound for flash kernels)")
-  print(f"  tokens/step {result['tokens_per_step']:.3g}, FLOPs/step "
-        f"{result['flops_per_step']:.3g}, step time "
-        f"{result['step_time_s_at_100pct_mfu']:.2f} s at 100% MFU, "
-        f"{result['step_time_s_at_100pct_mfu'] / _MFU.value:.2f} s at "
-        f"{_MFU.value:.0%}")
+  model = result["model"]
+  step_time = result["step_time_s_at_100pct_mfu"]
+  lines = [f"{model['family']} {model['parameters'] / 1e9:.2f}B parameters on "
+           f"{result['devices']} x {result['accelerator']} (mesh {result['mesh']})"]
+  lines += [f"  {k:30s} {v:8.2f} GiB per device" for k, v in mem.items()]
+  lines.append(f"  {'fits':30s} {result['fits']}  (attention planned with the dense "
+               "backend: an upper bound for flash kernels)")
+  lines.append(f"  tokens/step {result['tokens_per_step']:.3g}, FLOPs/step "
+               f"{result['flops_per_step']:.3g}, step time {step_time:.2f} s at 100% "
+               f"MFU, {step_time / assumed_mfu:.2f} s at {assumed_mfu:.0%}")
   if not result["fits"]:
-    print("  -> does not fit: raise train.microbatches, use remat_policy=full, "
-          "or shard more (mesh.fsdp / mesh.tensor).")
-  print(json.dumps(result))
-  return 0
-
-
-def configure_devices() -> None:
-  """Simulates the target's device count on CPU before jax starts."""
-  n = 8
-  for arg in sys.argv[1:]:
-    if arg.startswith("--devices="):
-      n = int(arg.split("=", 1)[1])
-  os.environ["JAX_PLATFORMS"] = "cpu"
-  import jax  # pylint: disable=g-import-not-at-top
-  jax.config.update("jax_num_cpu_devices", max(n, 8))
-
-
+    lines.append("  -> does not fit: raise train.microbatches, use remat_policy=full, "
+                 "or shard more (mesh.fsdp / mesh.tensor).")
+  return lines
