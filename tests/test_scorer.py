@@ -1,4 +1,4 @@
-"""spectrax.scorer against transformers' PyTorch models, one (prompt, option) per forward.
+"""spectrax.scoring.scorer against transformers' PyTorch models, one (prompt, option) per forward.
 
 Tiny random Llama and Gemma 3 models (Gemma: sliding window 5, soft-capping,
 so the shared-prefix mask's window and positions are exercised) are built in

@@ -189,7 +189,7 @@ def test_corrupt_latest_falls_back_to_previous(tmp_path, mesh, caplog,
   it = _FakeIterator()
   with Checkpointer(tmp_path, save_every=1, keep=5) as ckpt:
     assert ckpt.latest_step() == 2  # Listing does not read the arrays.
-    with caplog.at_level(logging.WARNING, logger="spectrax.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="spectrax.checkpoints.training_state"):
       restored, step = ckpt.restore(_abstract(states[1]), it)
     assert step == 1 and it.position == 1
     _assert_state_equal(restored, states[1])

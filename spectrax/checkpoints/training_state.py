@@ -107,7 +107,7 @@ class Checkpointer:
       state: a pytree of `jax.Array`s (params, optimizer state, step), sharded
         or not; Python scalars are allowed.
       data_iterator: an iterator with `get_state() -> bytes` (e.g.
-        `spectrax.pipeline.BatchIterator`); its state is read now.
+        `spectrax.data.pipeline.BatchIterator`); its state is read now.
       config_dict: the run's config as plain JSON-able data (for an
         `ml_collections.ConfigDict`, pass `config.to_dict()`).
       force: save even off the `save_every` schedule (preemption, last step).

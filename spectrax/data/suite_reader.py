@@ -11,10 +11,13 @@ import dataclasses
 import functools
 import json
 import os
+import threading
 from collections.abc import Sequence
 
 from data_pipelines.schema import DEFAULT_TOKENIZER, MANIFEST
 from spectrax.data.episode_sampling import SamplingSpec
+
+_OPEN_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +64,14 @@ class TaskSource(Sequence):
 
   def _data_source(self):
     if self._source is None:
-      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-      builder = tfds.builder_from_directory(self.directory)
-      self._source = builder.as_data_source(split=self.split)
+      # One thread at a time: a Grain worker's prefetch threads reach here
+      # together, and tfds' lazy imports (etils) deadlock when imported from
+      # several threads at once.
+      with _OPEN_LOCK:
+        if self._source is None:
+          import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+          builder = tfds.builder_from_directory(self.directory)
+          self._source = builder.as_data_source(split=self.split)
     return self._source
 
   def __len__(self) -> int:

@@ -6,7 +6,7 @@ Public API::
     cfg = models.ModelConfig.from_hf("path/to/hf_dir")   # or models.preset("gemma3-12b")
     model = models.load_hf("path/to/hf_dir", mesh=mesh, rules=rules, dtype="bfloat16")
     hidden = model(tokens, positions, segment_ids)        # [B, L, D]
-    head = model.head()                                   # [D, V], for spectrax.loss
+    head = model.head()                                   # [D, V], for spectrax.models.loss
     models.save_hf(model, model.config, "out_dir", tokenizer_dir="path/to/hf_dir")
 """
 

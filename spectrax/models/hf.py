@@ -218,7 +218,7 @@ def load_hf(directory: str, *, mesh: Mesh | None = None, rules=sharding.DEFAULT_
     directory: holds ``config.json`` and ``model.safetensors`` or
       ``model.safetensors.index.json`` + shards.
     mesh, rules: where to place the parameters (logical-axis rules, see
-      ``spectrax.sharding``); default: the first device, unsharded.
+      ``spectrax.parallel.sharding``); default: the first device, unsharded.
     ignore_fields: passed to ``ModelConfig.from_hf``.
     **config_overrides: e.g. ``param_dtype="bfloat16"``, ``dtype="bfloat16"``,
       ``attention_backend="splash"``, ``remat_policy="full"``.

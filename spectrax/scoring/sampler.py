@@ -138,7 +138,7 @@ class Sampler:
 
   Args:
     model: the model, its weights already placed (e.g. ``load_hf(..., mesh=mesh)``).
-    tokenizer: a ``spectrax.tokenizer.Tokenizer``.
+    tokenizer: a ``spectrax.Tokenizer``.
     mesh: split each batch over the ``batch`` rule's mesh axes; None = one device.
     rules: the logical -> mesh axis rules (as for training).
     prompt_buckets: padded prompt lengths (BOS included); a prompt longer
