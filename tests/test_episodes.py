@@ -89,6 +89,24 @@ def test_generation_prompt(template, prompt):
   assert segments == [(prompt, False)]
 
 
+def test_colon_strips_outputs_as_the_release():
+  """Release (tsor13/spectrum@5a33588 src/spectrum/format_utils.py:488-491):
+  " " + ("  Heads \n" + "\n\n").strip() + "\n\n" = " Heads\n\n"; the
+  description and input keep their whitespace, other templates keep all."""
+  msgs = [Message("description", " Coins "), Message("input", " flip "),
+          Message("output", "  Heads \n"), Message("output", "\tTa ils\n")]
+  assert format_episode(msgs, "colon") == [
+      ("Description:  Coins \n\nInput:  flip \n\nOutput:", False),
+      (" Heads\n\n", True), ("Output:", False), (" Ta ils\n\n", True)]
+  assert format_episode(msgs[2:], "gemma") == [
+      ("<start_of_turn>output\n  Heads \n<end_of_turn>\n"
+       "<start_of_turn>output\n", False),
+      ("\tTa ils\n<end_of_turn>", True), ("\n", False)]
+  # An all-whitespace output leaves the space and the blank line.
+  assert format_episode([D, Message("output", " \n ")], "colon")[1] == (
+      " \n\n", True)
+
+
 def test_dict_messages_and_errors():
   assert format_episode([{"role": "output", "content": "a"}], "colon") == [
       ("Output: a\n\n", False)]
@@ -186,7 +204,8 @@ def test_real_mistral_tokenizer(mistral_tokenizer_path):
   assert not ep.mismatch
   assert list(ep.tokens).count(1) == 1 and ep.tokens[0] == 1
   # Loss runs, read back piece by piece (decode would drop a leading space),
-  # are exactly " {y}\n\n" for each output after the first... and the first.
+  # are exactly " {y.strip()}\n\n" for each output (colon strips outputs as
+  # the release does, so "  3.25\n" becomes " 3.25\n\n").
   def text(ids):
     out = ""
     for i in ids:
@@ -199,4 +218,4 @@ def test_real_mistral_tokenizer(mistral_tokenizer_path):
   if mask[0]:
     starts = np.concatenate([[0], starts])
   assert [text(ep.tokens[a:b]) for a, b in zip(starts, ends)] == [
-      " 17\n\n", "   3.25\n\n\n"]
+      " 17\n\n", " 3.25\n\n"]

@@ -46,6 +46,14 @@ def test_loss_span_is_prefix_content_terminal(name, loss_span):
   assert t.content_prefix + "Y" + t.terminal == loss_span
 
 
+@pytest.mark.parametrize("name,strip", [
+    ("gemma", False), ("qwen", False), ("llama", False), ("colon", True)])
+def test_only_colon_strips_outputs(name, strip):
+  # The release's colon output is " " + (y + "\n\n").strip() + "\n\n"
+  # (tsor13/spectrum@5a33588 src/spectrum/format_utils.py:488-491).
+  assert templates.get_template(name).strip_output is strip
+
+
 @pytest.mark.parametrize("name,prompt,stop,special", [
     ("gemma", "<start_of_turn>output\n", "<end_of_turn>",
      ("<start_of_turn>", "<end_of_turn>")),

@@ -61,7 +61,10 @@ def _message_pieces(message: Message, t: templates_lib.Template,
                     carries_loss: bool) -> list[tuple[str, bool]]:
   """A message as (text, loss) pieces; loss pieces are output bodies only."""
   header = t.header(message.role)
-  body = t.content_prefix + message.content + t.terminal
+  content = message.content
+  if message.role == "output" and t.strip_output:
+    content = content.strip()
+  body = t.content_prefix + content + t.terminal
   if message.role != "output":
     return [(header + body + t.after_terminal, False)]
   pieces = [(header, False), (body, carries_loss)]

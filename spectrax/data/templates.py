@@ -26,6 +26,10 @@ class Template:
       space); for outputs it is inside the loss span (docs/method.md#episodes-and-templates: `Output:[ y]`).
     special_tokens: strings that must each be a single token.
     stop: what sampling stops at (the terminal, or `\\n` for colon).
+    strip_output: output contents are stripped of surrounding whitespace
+      before rendering (colon only: the release writes an output as
+      `" " + (y + "\\n\\n").strip() + "\\n\\n"`, in training and
+      evaluation alike; docs/method.md#templates).
   """
 
   name: str
@@ -36,6 +40,7 @@ class Template:
   capitalise_role: bool = False
   special_tokens: tuple[str, ...] = ()
   stop: str = ""
+  strip_output: bool = False
 
   def header(self, role: str) -> str:
     if role not in ROLES:
@@ -80,6 +85,7 @@ TEMPLATES: dict[str, Template] = {
         content_prefix=" ",
         capitalise_role=True,
         stop="\n",
+        strip_output=True,
     ),
 }
 
