@@ -137,9 +137,14 @@ def test_diversity_metrics_with_a_function_and_edge_cases():
   assert out == {"percent_valid": 0.75, "yield": 2, "unique_gens_pct": 2 / 3,
                  "usable_unique": 0.5, "raw_unique": 0.75,
                  "pairwise_collision": 1 / 3, "coverage": None}
+  # The release's edge cases (tsor13/spectrum@5a33588
+  # src/spectrum/diverse_valid/eval_diverse_valid.py:142-150): nothing valid
+  # -> unique_gens_pct 0; fewer than two valid -> pairwise_collision 0.
   out = metrics.diversity_metrics(["q"], {"a"})
-  assert out["percent_valid"] == 0.0 and out["unique_gens_pct"] is None
-  assert out["pairwise_collision"] is None and out["coverage"] == 0.0
+  assert out["percent_valid"] == 0.0 and out["unique_gens_pct"] == 0.0
+  assert out["pairwise_collision"] == 0.0 and out["coverage"] == 0.0
+  out = metrics.diversity_metrics(["a", "q"], {"a", "b"})
+  assert out["unique_gens_pct"] == 1.0 and out["pairwise_collision"] == 0.0
   with pytest.raises(ValueError, match="at least one generation"):
     metrics.diversity_metrics([], {"a"})
 

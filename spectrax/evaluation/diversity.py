@@ -19,14 +19,22 @@ from spectrax.evaluation import validity
 from spectrax.evaluation.suite_inputs import (ModelBundle, mean_or_none,
                                               progress_bar, task_records)
 
-# docs/method.md#cutting-generations: sampling stops at any template's terminal token; newlines are
-# cut after stripping (so a leading newline never makes an empty answer).
+# docs/method.md#cutting-generations: sampling stops at any template's terminal token and at a
+# newline, as the release's (tsor13/spectrum@5a33588
+# src/spectrum/diverse_valid/eval_diverse_valid.py:102-109), so a sample that
+# starts with a newline is empty and invalid.
 SAMPLING_STOPS = ("<|eot_id|>", "<end_of_turn>", "<|im_end|>",
-                  "<|end_of_text|>")
+                  "<|end_of_text|>", "\n")
 _REMOVED = ("<pad>", "<|endoftext|>")
 DIVERSITY_VARIANTS = ("description", "examples", "both")
 _SUMMARY_METRICS = ("percent_valid", "yield", "unique_gens_pct", "usable_unique",
                     "raw_unique", "pairwise_collision", "coverage")
+# The release reports coverage for its `InclusionTask`s only (the 7 exact
+# membership tasks: rng_1_10, the three US-state and three weekday tasks;
+# eval_diverse_valid.py:181-184, averaged over them in
+# eval_diverse_valid_all.py:226-230), so the summary's coverage averages
+# those; per task, coverage is reported for every finite valid set.
+_COVERAGE_TASK_CLASS = "InclusionTask"
 
 
 def diversity_messages(record, variant: str) -> list[Message]:
@@ -44,12 +52,14 @@ def diversity_messages(record, variant: str) -> list[Message]:
 
 
 def clean_generation(text: str) -> str:
-  """Post-processing (docs/method.md#cutting-generations): drop pad/end markers, strip, cut at the
-  first newline or terminal token, strip again."""
+  """Post-processing (docs/method.md#cutting-generations): cut at the first newline (the release's
+  sampler stops there, so a leading newline leaves an empty answer), drop
+  pad/end markers, strip, cut at the earliest terminal token, strip again."""
+  text = text.split("\n", 1)[0]
   for junk in _REMOVED:
     text = text.replace(junk, "")
   text = text.strip()
-  cuts = [text.find(s) for s in ("\n",) + SAMPLING_STOPS if s in text]
+  cuts = [text.find(s) for s in SAMPLING_STOPS if s in text]
   return text[:min(cuts)].strip() if cuts else text
 
 
@@ -115,8 +125,20 @@ def diversity(bundle: ModelBundle, suite: Suite,
                           progress):
     result["tasks"][rec.id] = _sample_task(bundle, template, rec, variants,
                                            num_samples, seed, num_shown)
-  result["summary"] = {
-      v: {k: mean_or_none(t[v][k] for t in result["tasks"].values())
-          for k in _SUMMARY_METRICS}
-      for v in variants}
+  result["summary"] = _summary(result["tasks"], records, variants)
   return result
+
+
+def _summary(per_task: dict[str, dict], records, variants: Sequence[str]
+             ) -> dict[str, dict[str, float | None]]:
+  """Per variant, each metric's mean over tasks; coverage over the release's
+  membership tasks only (`_COVERAGE_TASK_CLASS`)."""
+  membership = {r.id for r in records
+                if r.extra.get("task_class") == _COVERAGE_TASK_CLASS}
+  out = {}
+  for v in variants:
+    out[v] = {k: mean_or_none(t[v][k] for t in per_task.values())
+              for k in _SUMMARY_METRICS if k != "coverage"}
+    out[v]["coverage"] = mean_or_none(
+        t[v]["coverage"] for name, t in per_task.items() if name in membership)
+  return out

@@ -167,8 +167,11 @@ def diversity_metrics(generations: Sequence[str], valid: ValidityLike
     #unique(all)/N, `pairwise_collision` (equal pairs in V)/C(|V|, 2), and
     `coverage` = distinct valid-set members hit / |valid set| (with exact
     matching this is #unique(V)/|valid set|; with case-insensitive matching
-    "Ford" and "ford" hit one member). Ratios undefined for the counts at
-    hand (no valid generation, fewer than two, no finite set) are None.
+    "Ford" and "ford" hit one member). As in the release
+    (tsor13/spectrum@5a33588 src/spectrum/diverse_valid/eval_diverse_valid.py:142-150),
+    `unique_gens_pct` is 0 without a valid generation and
+    `pairwise_collision` is 0 with fewer than two; `coverage` is None
+    without a finite set.
   """
   n = len(generations)
   if n == 0:
@@ -186,10 +189,10 @@ def diversity_metrics(generations: Sequence[str], valid: ValidityLike
   return {
       "percent_valid": len(v) / n,
       "yield": n_unique,
-      "unique_gens_pct": n_unique / len(v) if v else None,
+      "unique_gens_pct": n_unique / len(v) if v else 0.0,
       "usable_unique": n_unique / n,
       "raw_unique": len(set(generations)) / n,
-      "pairwise_collision": equal_pairs / pairs if pairs else None,
+      "pairwise_collision": equal_pairs / pairs if pairs else 0.0,
       "coverage": coverage,
   }
 
