@@ -128,7 +128,7 @@ class FakeSampler:
 def _coins(ctx):
   del ctx
   rng = np.random.default_rng(3)
-  for i in range(6):
+  for i in range(10):
     yield Instance(id=f"c{i}", descriptions=[f"Coin {i}."],
                    rows=[Row("Heads" if rng.random() < 0.5 else "Tails")
                          for _ in range(int(rng.integers(3, 12)))])

@@ -159,6 +159,20 @@ def test_choose_k_golden():
   assert metrics.choose_k([]) == 0
 
 
+def test_choose_fixed_k_as_the_release():
+  """tsor13/spectrum@5a33588 src/spectrum/icl_classes/eval_icl.py:614-632."""
+  assert metrics.choose_fixed_k([1, 2, 3, 3, 7]) == (3, 3)
+  # k=1: 1*14=14 beats k=2: 2*10=20? No: 20 > 14, so k=2 stands.
+  assert metrics.choose_fixed_k([1] * 4 + [2] * 10) == (2, 2)
+  # k=1: 1*30=30 beats k=2: 2*10=20; raised to 2 since 10 episodes reach 2,
+  # keeping every episode that reached the original k=1.
+  assert metrics.choose_fixed_k([1] * 20 + [2] * 10) == (2, 1)
+  # Only 9 reach 2: the release raises an error; no figure.
+  assert metrics.choose_fixed_k([1] * 20 + [2] * 9) is None
+  assert metrics.choose_fixed_k([0, 0]) is None
+  assert metrics.choose_fixed_k([]) is None
+
+
 def test_ece_golden():
   conf = [0.95, 0.9, 0.15, 0.55, 0.6, 1.0]
   correct = [1, 0, 0, 1, 1, 1]

@@ -15,11 +15,15 @@ def _steerability(shift):
               "all_acc": float(j % 2), "first_acc": 1.0,
               "confidence": 0.6 + 0.1 * (j % 3), "num_tokens": 3}
              for e in range(3) for j in range(4)]
-  task = {**steerability_metrics(outputs), "episodes": 3, "dropped": 0,
-          "truncated": 0, "mismatch": 0, "suite_split": "test"}
+  fixed = [{**o, "scored_index": o["example_index"]} for o in outputs
+           if o["example_index"] <= 2]
+  task = {**steerability_metrics(outputs, fixed, k=2, fixed_k_episodes=3),
+          "episodes": 3, "dropped": 0, "truncated": 0, "mismatch": 0,
+          "suite_split": "test"}
   return {"template": "gemma", "tasks": {"coins/test": task},
           "summary": {"loss": task["loss"], "all_acc": task["all_acc"],
-                      "first_acc": task["first_acc"], "ece": task["ece"],
+                      "first_acc": task["first_acc"],
+                      "all_outputs": task["all_outputs"], "ece": task["ece"],
                       "pooled_ece": task["ece"],
                       "calibration": task["calibration"]}}
 
@@ -76,6 +80,12 @@ def test_report_writes_json_pngs_and_html(tmp_path):
   for heading in ("steerability", "Distributional", "coverage",
                   "Capabilities"):
     assert heading in page
+  # The headline is the fixed-k figure (k = 2: outputs 1, 2 of each
+  # episode, losses 1.7 and 1.4 for "tuned"), then the all-outputs figure
+  # (outputs 1..3: 1.7, 1.4, 1.1; all_acc 1, 0, 1).
+  assert ("<td>tuned</td><td>gemma</td><td>1.55</td><td>0.5</td><td>1</td>"
+          "<td>1.4</td><td>0.6667</td><td>1</td>") in page
+  assert "<th>loss (all outputs)</th>" in page
   assert "&lt;3&gt;" in page  # generations are escaped
   assert "<td>tuned</td>" in page
 

@@ -137,7 +137,7 @@ def _task_result(bundle: ModelBundle, suite: Suite, task: str,
 
 def capabilities(bundle: ModelBundle, suite: Suite,
                  tasks: Sequence[str] | None = None, *,
-                 num_episodes: int | None = 50, max_tokens: int = 1024,
+                 num_episodes: int | None = 1000, max_tokens: int = 1024,
                  batch: int = 32, seed: int = 0, progress: bool = True
                  ) -> dict[str, Any]:
   """docs/method.md#capabilities: accuracy of the capability sets as ICL episodes.

@@ -218,6 +218,34 @@ def choose_k(max_example_indices: Sequence[int]) -> int:
   return int(ks[np.argmax(scores)])
 
 
+def choose_fixed_k(max_example_indices: Sequence[int], min_k: int = 2,
+                   min_episodes: int = 10) -> tuple[int, int] | None:
+  """docs/method.md#steerability: the release's k for its fixed-k figure, and which episodes it keeps.
+
+  The release (tsor13/spectrum@5a33588
+  src/spectrum/icl_classes/eval_icl.py:614-632) keeps the episodes whose
+  max index reaches `choose_k`'s k, then raises a k ≤ 1 to `min_k` (2)
+  when at least `min_episodes` (10) episodes reach `min_k`, and stops with
+  an error otherwise.
+
+  Args:
+    max_example_indices: per episode, the 0-based index of its last complete
+      loss-bearing output.
+
+  Returns:
+    `(k, keep_from)`: cut after index k, keeping the episodes whose max
+    index is at least `keep_from` (k, or 1 when k was raised); None where
+    the release has no figure.
+  """
+  m = np.asarray(max_example_indices, np.int64)
+  k = choose_k(m)
+  if k >= min_k:
+    return k, k
+  if k >= 1 and int((m >= min_k).sum()) >= min_episodes:
+    return min_k, k
+  return None
+
+
 def calibration_bins(confidences: Sequence[float], correct: Sequence[bool],
                      bins: int = 10) -> dict[str, list]:
   """Equal-width confidence bins over [0, 1] (the last one closed).

@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-_STEER_KEYS = ("loss", "all_acc", "first_acc", "ece")
+_STEER_KEYS = ("loss", "all_acc", "first_acc")
 _DIST_KEYS = ("js_divergence", "kl_divergence", "total_variation",
               "wasserstein", "mode_match", "coverage")
 _DIV_KEYS = ("percent_valid", "yield", "unique_gens_pct", "usable_unique",
@@ -79,21 +79,30 @@ def _steerability(w: _Writer, per_model: dict[str, dict]) -> None:
   w.add("<h2>In-context steerability</h2>"
         "<p class=cite>Definitions: docs/method.md#steerability in the spectrax repository.</p>"
         "<p>Per output: summed NLL over its loss tokens (terminal included), "
-        "all-token and first-token greedy accuracy; headline means over "
-        "example index ≥ 1. ECE pairs the first token's top-1 probability "
-        "with first-token accuracy.</p>")
-  w.add(_table(["model", "template"] + list(_STEER_KEYS),
+        "all-token and first-token greedy accuracy. Headline (the release's "
+        "fixed-k figure): means over the episodes that reach k, cut after "
+        "example k, outputs 1…k (k chosen once per task at 2048 tokens, "
+        "k ≤ 1 raised to 2). All outputs: means over every output with "
+        "example index ≥ 1 of the sampled, capped episodes. ECE (over all "
+        "outputs) pairs the first token's top-1 probability with "
+        "first-token accuracy.</p>")
+  all_keys = [f"{k} (all outputs)" for k in _STEER_KEYS]
+  w.add(_table(["model", "template"] + list(_STEER_KEYS) + all_keys + ["ece"],
                [[m, r["template"]] + [r["summary"].get(k) for k in _STEER_KEYS]
+                + [r["summary"].get("all_outputs", {}).get(k) for k in _STEER_KEYS]
+                + [r["summary"].get("ece")]
                 for m, r in per_model.items()]))
   rows = []
   for task in _union_tasks(per_model):
     for m, r in per_model.items():
       t = r["tasks"].get(task)
       if t:
-        rows.append([task, m] + [t.get(k) for k in _STEER_KEYS] + [
-            t["k"], t["at_k"]["loss"], t["at_k"]["all_acc"], t["episodes"]])
-  w.add(_table(["task", "model"] + list(_STEER_KEYS)
-               + ["k", "loss@k", "all_acc@k", "episodes"], rows))
+        rows.append([task, m, t["k"], t["fixed_k_episodes"]]
+                    + [t.get(k) for k in _STEER_KEYS]
+                    + [t["all_outputs"].get(k) for k in _STEER_KEYS]
+                    + [t.get("ece"), t["episodes"]])
+  w.add(_table(["task", "model", "k", "episodes at k"] + list(_STEER_KEYS)
+               + all_keys + ["ece", "episodes (all outputs)"], rows))
   for task in _union_tasks(per_model):
     fig = Figure(figsize=(10, 3.4))
     ax_loss, ax_acc = fig.subplots(1, 2)

@@ -51,8 +51,12 @@ class EvalSettings:
     template: for models that do not record one (HF checkpoints); "colon"
       suits plain pretrained models.
     tasks: restrict every suite to these task names (diversity: task keys).
-    num_episodes: steerability episodes per task.
-    num_capability_episodes: capability episodes per task.
+    num_episodes: steerability episodes per task (of those that reach the
+      task's k), 1000 as the release's `--max_eval_examples 1000`
+      (tsor13/spectrum@5a33588 README.md:38-40,
+      launch_configs/icl_spectrum.yaml:19).
+    num_capability_episodes: capability episodes per task; the release
+      scores capability sets with the same eval_icl.py runs, so 1000 too.
     num_questions: distributional questions per task (the release evaluates
       at most 1000).
     num_samples: diversity generations per prompt.
@@ -65,8 +69,8 @@ class EvalSettings:
   suite: str = "all"
   template: str = "colon"
   tasks: tuple[str, ...] | None = None
-  num_episodes: int = 100
-  num_capability_episodes: int = 50
+  num_episodes: int = 1000
+  num_capability_episodes: int = 1000
   num_questions: int = 1000
   num_samples: int = 100
   max_tokens: int = 1024

@@ -1,9 +1,12 @@
 """Steerability (docs/method.md#steerability): teacher-forced loss and accuracy per output vs. position.
 
-Each task's test episodes are scored in one pass; every output after the
-first is a prediction from the earlier examples. Headline means, a curve per
-example index, calibration, and the same means at a k chosen once from a
-reference tokenisation, so every model is compared on the same examples.
+Each task's test episodes are scored teacher-forced; every output after the
+first is a prediction from the earlier examples. The headline is the
+release's fixed-k figure: k and the episodes that reach it are chosen once
+from a reference tokenisation (as the release's `--auto_fixed_examples`), so
+every model is compared on the same examples. Beside it: the mean over
+every output of the sampled episodes (`all_outputs`), a curve per example
+index, and calibration.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from spectrax.data.tokenizer import load_tokenizer
 from spectrax.evaluation import metrics as metrics_lib
 from spectrax.evaluation.suite_inputs import (CAPABILITY_TASKS, ModelBundle,
                                               mean_or_none, progress_bar,
-                                              task_episodes)
+                                              sample_indices, task_episodes)
+
+# How the release chooses k (tsor13/spectrum@5a33588
+# src/spectrum/icl_classes/eval_icl.py:558-636, `get_example_k`): every
+# episode of the task in its "spectrum" format for Gemma 3 (spectrax's
+# `gemma` template), cut at 2048 tokens (`select_max_length`).
+K_TEMPLATE = "gemma"
+K_MAX_TOKENS = 2048
 
 
 def split_outputs(loss_mask: np.ndarray, scores: dict[str, np.ndarray],
@@ -36,9 +46,11 @@ def split_outputs(loss_mask: np.ndarray, scores: dict[str, np.ndarray],
       description, 1 without: the first output is then context).
 
   Returns:
-    One dict per loss span in order: `example_index`, `loss` (summed NLL),
-    `all_acc`, `first_acc`, `confidence` (top-1 probability at the first
-    token, paired with `first_acc` for calibration) and `num_tokens`.
+    One dict per loss span in order: `example_index` (its position among
+    the episode's outputs), `scored_index` (its position among the
+    loss-bearing outputs: the release's `example_inds`), `loss` (summed
+    NLL), `all_acc`, `first_acc`, `confidence` (top-1 probability at the
+    first token, paired with `first_acc` for calibration) and `num_tokens`.
   """
   mask = np.asarray(loss_mask, bool)[1:]
   for key in ("logprob", "greedy", "top_prob"):
@@ -53,6 +65,7 @@ def split_outputs(loss_mask: np.ndarray, scores: dict[str, np.ndarray],
     greedy = np.asarray(scores["greedy"][a:b], bool)
     out.append({
         "example_index": first_index + j,
+        "scored_index": j,
         "loss": float(-np.sum(np.asarray(scores["logprob"][a:b], np.float64))),
         "all_acc": float(greedy.all()),
         "first_acc": float(greedy[0]),
@@ -60,6 +73,12 @@ def split_outputs(loss_mask: np.ndarray, scores: dict[str, np.ndarray],
         "num_tokens": int(b - a),
     })
   return out
+
+
+def _first_index(messages: Sequence[Message]) -> int:
+  """The example index of an episode's first loss-bearing output: without a
+  description the first output is context (docs/method.md#loss-spans)."""
+  return 0 if messages and messages[0].role == "description" else 1
 
 
 def _tokenize_for_scoring(bundle: ModelBundle, episodes, max_tokens: int | None):
@@ -75,8 +94,7 @@ def _tokenize_for_scoring(bundle: ModelBundle, episodes, max_tokens: int | None)
     if ep.num_loss_tokens == 0:
       counts["dropped"] += 1
       continue
-    first = 0 if messages[0].role == "description" else 1
-    tokenized.append((index, ep, first))
+    tokenized.append((index, ep, _first_index(messages)))
   counts["episodes"] = len(tokenized)
   return tokenized, counts
 
@@ -126,47 +144,40 @@ def _curve(outputs: list[dict]) -> dict[str, list]:
   return curve
 
 
-def steerability_metrics(outputs: list[dict], bins: int = 10, *,
-                         k: int | None = None,
-                         at_k_outputs: list[dict] | None = None,
-                         at_k_episodes: int | None = None) -> dict[str, Any]:
+def steerability_metrics(outputs: list[dict], fixed_k_outputs: list[dict] = (),
+                         k: int | None = None, fixed_k_episodes: int = 0,
+                         bins: int = 10) -> dict[str, Any]:
   """Steerability (docs/method.md#steerability): aggregation of one task's per-output records.
 
   Args:
-    outputs: `split_outputs` records, each with its `episode` added.
+    outputs: `split_outputs` records (with `episode`) of the sampled
+      episodes, capped at the suite's `max_tokens`.
+    fixed_k_outputs: records of the episodes that reach k, cut after k
+      (`_fixed_k_outputs`).
+    k: the release's k (None: the task has no fixed-k figure).
+    fixed_k_episodes: how many episodes `fixed_k_outputs` come from.
     bins: calibration bins.
 
   Returns:
-    Headline `loss`, `all_acc`, `first_acc`, `ece` (and `calibration`
-    bins): over outputs with example index ≥ 1. `curve`: the means per
-    example index (all indices). `k`: choose_k of the episodes' last example
-    indices; `at_k`: the headline over the episodes reaching k, examples
-    1..k only. `steerability` passes `k`, `at_k_outputs` and
-    `at_k_episodes` chosen independently of the model (see there).
+    The headline `loss`, `all_acc`, `first_acc` (and `num_outputs`): the
+    release's fixed-k figure, means over the outputs with scored index
+    1 … k of the kept episodes (eval_icl.py:339-343, 442-450). `k`,
+    `fixed_k_episodes`. `all_outputs`: the same means over every output
+    with example index ≥ 1 of `outputs`. `ece` and `calibration` over those
+    outputs too; `curve`: the means per example index (all indices).
   """
   later = [o for o in outputs if o["example_index"] >= 1]
   conf = [o["confidence"] for o in later]
   correct = [o["first_acc"] for o in later]
-  # Truncation keeps whole examples, so an episode's last loss span is its
-  # last complete example.
-  last: dict[Any, int] = {}
-  for o in outputs:
-    last[o["episode"]] = max(last.get(o["episode"], -1), o["example_index"])
-  if k is None:
-    k = metrics_lib.choose_k(list(last.values()))
-  if at_k_outputs is None:
-    kept = {e for e, m in last.items() if k and m >= k}
-    at_k = [o for o in later if o["episode"] in kept and o["example_index"] <= k]
-    at_k_episodes = len(kept)
-  else:
-    at_k = [o for o in at_k_outputs if 1 <= o["example_index"] <= k]
+  at_k = [o for o in fixed_k_outputs if k and 1 <= o["scored_index"] <= k]
   return {
-      **_summary(later),
+      **_summary(at_k),
+      "k": k,
+      "fixed_k_episodes": fixed_k_episodes,
+      "all_outputs": _summary(later),
       "ece": metrics_lib.expected_calibration_error(conf, correct, bins),
       "calibration": metrics_lib.calibration_bins(conf, correct, bins),
       "curve": _curve(outputs),
-      "k": k,
-      "at_k": {**_summary(at_k), "num_episodes": at_k_episodes},
   }
 
 
@@ -182,32 +193,53 @@ def cut_after_example(messages: Sequence[Message], k: int) -> list[Message]:
   return out
 
 
-def _at_k(bundle: ModelBundle, episodes, outputs: list[dict], reference,
-          max_tokens: int, batch: int, desc: str, progress: bool):
-  """The steerability k (docs/method.md#steerability) and the outputs of the episodes that reach it, cut after k.
+def release_max_indices(episodes, reference) -> dict[int, int]:
+  """Per episode index, the scored index of its last complete loss-bearing
+  output at the release's k-selection length (`K_TEMPLATE`,
+  `K_MAX_TOKENS`); episodes left without loss are absent, as the release
+  drops them before choosing k (data_cache.py:192-203)."""
+  last = {}
+  for index, messages in episodes:
+    ep = tokenize_episode(messages, K_TEMPLATE, reference,
+                          max_tokens=K_MAX_TOKENS, check_joint=False)
+    if ep.num_loss_tokens:
+      last[index] = ep.num_examples - 1 - _first_index(messages)
+  return last
 
-  k maximises k · #{episodes with ≥ k complete examples}, counting whole
-  examples within `max_tokens` with the `reference` tokenizer and the colon
-  format, so every model is scored on the same episodes and examples. An
-  episode's outputs 1..k are taken from `outputs` when this model's own
-  pass reached example k (a causal model scores a prefix the same either
-  way); otherwise the episode cut after example k is scored uncapped.
+
+def _fixed_k_outputs(bundle: ModelBundle, everything, outputs: list[dict],
+                     reference, num_episodes: int | None, seed: int,
+                     batch: int, desc: str, progress: bool):
+  """The release's fixed-k episodes (docs/method.md#steerability) and their outputs, cut after k.
+
+  k and the kept episodes come from every episode of the task
+  (`release_max_indices`, `metrics.choose_fixed_k`); then, as the
+  release's `--max_eval_examples`, a seeded `num_episodes` of the kept
+  ones. An episode's outputs come from `outputs` when this model's capped
+  pass reached scored index k (a causal model scores a prefix the same
+  either way); otherwise the episode cut after k is scored uncapped.
 
   Returns:
-    `(k, at_k outputs, number of kept episodes)`.
+    `(k, outputs with scored index ≤ k, number of episodes)`; `(None, [], 0)`
+    where the release has no k.
   """
-  last = {index: tokenize_episode(messages, "colon", reference, max_tokens=max_tokens,
-                                  check_joint=False).num_examples - 1
-          for index, messages in episodes}
-  k = metrics_lib.choose_k([v for v in last.values() if v >= 0])
-  kept = {index for index, v in last.items() if k and v >= k}
-  reached = {o["episode"] for o in outputs if o["example_index"] == k}
-  at_k = [o for o in outputs if o["episode"] in kept & reached]
-  missing = [(index, cut_after_example(messages, k)) for index, messages in episodes
-             if index in kept - reached]
+  last = release_max_indices(everything, reference)
+  chosen = metrics_lib.choose_fixed_k(list(last.values()))
+  if chosen is None:
+    return None, [], 0
+  k, keep_from = chosen
+  kept = [(i, m) for i, m in everything if last.get(i, -1) >= keep_from]
+  kept = [kept[j] for j in sample_indices(len(kept), num_episodes, seed)]
+  ids = {i for i, _ in kept}
+  reached = {o["episode"] for o in outputs if o["scored_index"] == k} & ids
+  at_k = [o for o in outputs if o["episode"] in reached and o["scored_index"] <= k]
+  # With k raised to 2 (keep_from 1), an episode without a third loss-bearing
+  # output even uncapped keeps what it has (the release stops with an error).
+  missing = [(i, cut_after_example(m, k + _first_index(m))) for i, m in kept
+             if i not in reached]
   if missing:
     extra, _ = score_outputs(bundle, missing, None, batch, f"{desc} (cut at k)", progress)
-    at_k.extend(extra)
+    at_k.extend(o for o in extra if o["scored_index"] <= k)
   return k, at_k, len(kept)
 
 
@@ -222,11 +254,15 @@ def default_icl_tasks(suite: Suite) -> list[str]:
 
 def _summary_across_tasks(per_task: list[dict], pooled: list[dict],
                           bins: int) -> dict[str, Any]:
-  """Means of the tasks' headlines, and calibration over all their outputs."""
+  """Means of the tasks' headlines (fixed-k) and all-outputs figures, and
+  calibration over all their outputs."""
   conf = [o["confidence"] for o in pooled]
   correct = [o["first_acc"] for o in pooled]
-  summary = {key: mean_or_none(t[key] for t in per_task)
-             for key in ("loss", "all_acc", "first_acc", "ece")}
+  keys = ("loss", "all_acc", "first_acc")
+  summary = {key: mean_or_none(t[key] for t in per_task) for key in keys}
+  summary["all_outputs"] = {key: mean_or_none(t["all_outputs"][key] for t in per_task)
+                            for key in keys}
+  summary["ece"] = mean_or_none(t["ece"] for t in per_task)
   summary["calibration"] = metrics_lib.calibration_bins(conf, correct, bins)
   summary["pooled_ece"] = metrics_lib.expected_calibration_error(conf, correct, bins)
   return summary
@@ -234,34 +270,36 @@ def _summary_across_tasks(per_task: list[dict], pooled: list[dict],
 
 def steerability(bundle: ModelBundle, suite: Suite,
                  tasks: Sequence[str] | None = None, *,
-                 num_episodes: int | None = 100, max_tokens: int = 1024,
+                 num_episodes: int | None = 1000, max_tokens: int = 1024,
                  batch: int = 32, seed: int = 0, bins: int = 10,
                  progress: bool = True) -> dict[str, Any]:
   """Steerability (docs/method.md#steerability) on each task's test split (see `steerability_metrics`).
 
   Args:
     tasks: ICL task names (default: `default_icl_tasks`).
-    num_episodes: episodes per task (None: all).
-    max_tokens: episode length cap; episodes are cut at example boundaries.
+    num_episodes: episodes per task (None: all), for each figure: of all
+      episodes for `all_outputs`, of those reaching k for the headline.
+    max_tokens: length cap of the `all_outputs` episodes, cut at example
+      boundaries (the fixed-k episodes are cut after k instead).
     batch: episodes per `score_episodes` call.
   """
   tasks = list(tasks) if tasks is not None else default_icl_tasks(suite)
   result: dict[str, Any] = {"template": bundle.template, "tasks": {}}
-  # k is chosen from the suite's own tokenizer and the plain colon format,
-  # the same for every model and template compared (docs/method.md#steerability).
+  # k is chosen from the suite's own tokenizer, the same for every model and
+  # template compared (docs/method.md#steerability).
   reference = (load_tokenizer(suite.tokenizer_path) if suite.tokenizer_path
                else bundle.tokenizer)
   pooled = []
   for task in tasks:
-    episodes = task_episodes(suite, task, num_episodes, seed)
+    everything = task_episodes(suite, task, None, seed)
+    episodes = [everything[j] for j in sample_indices(len(everything), num_episodes, seed)]
     desc = f"{bundle.name} {task}"
     outputs, counts = score_outputs(bundle, episodes, max_tokens, batch, desc,
                                     progress)
-    k, at_k, kept = _at_k(bundle, episodes, outputs, reference, max_tokens,
-                          batch, desc, progress)
+    k, at_k, kept = _fixed_k_outputs(bundle, everything, outputs, reference,
+                                     num_episodes, seed, batch, desc, progress)
     result["tasks"][task] = {
-        **steerability_metrics(outputs, bins, k=k, at_k_outputs=at_k,
-                               at_k_episodes=kept), **counts,
+        **steerability_metrics(outputs, at_k, k, kept, bins), **counts,
         "suite_split": suite.tasks[task]["suite_split"]}
     pooled.extend(o for o in outputs if o["example_index"] >= 1)
   result["summary"] = _summary_across_tasks(list(result["tasks"].values()),
