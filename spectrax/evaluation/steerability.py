@@ -161,7 +161,8 @@ def steerability_metrics(outputs: list[dict], fixed_k_outputs: list[dict] = (),
   Returns:
     The headline `loss`, `all_acc`, `first_acc` (and `num_outputs`): the
     release's fixed-k figure, means over the outputs with scored index
-    1 … k of the kept episodes (eval_icl.py:339-343, 442-450). `k`,
+    1 … k of the kept episodes (tsor13/spectrum@5a33588
+    src/spectrum/icl_classes/eval_icl.py:339-343, 442-450). `k`,
     `fixed_k_episodes`. `all_outputs`: the same means over every output
     with example index ≥ 1 of `outputs`. `ece` and `calibration` over those
     outputs too; `curve`: the means per example index (all indices).
@@ -197,7 +198,9 @@ def release_max_indices(episodes, reference) -> dict[int, int]:
   """Per episode index, the scored index of its last complete loss-bearing
   output at the release's k-selection length (`K_TEMPLATE`,
   `K_MAX_TOKENS`); episodes left without loss are absent, as the release
-  drops them before choosing k (data_cache.py:192-203)."""
+  drops them before choosing k (tsor13/spectrum@5a33588
+  src/spectrum/icl_classes/data_cache.py:192-201; the completeness rule is
+  eval_icl.py:600-606)."""
   last = {}
   for index, messages in episodes:
     ep = tokenize_episode(messages, K_TEMPLATE, reference,
@@ -214,8 +217,10 @@ def _fixed_k_outputs(bundle: ModelBundle, everything, outputs: list[dict],
 
   k and the kept episodes come from every episode of the task
   (`release_max_indices`, `metrics.choose_fixed_k`); then, as the
-  release's `--max_eval_examples`, a seeded `num_episodes` of the kept
-  ones. An episode's outputs come from `outputs` when this model's capped
+  release's `--max_eval_examples` (eval_icl.py:83-90, applied after the
+  keep at :862-879), a seeded `num_episodes` of the kept ones, cut after
+  scored index k as its `truncate_to_fixed_examples` (data_cache.py:211-229)
+  and scored without a length cap (eval_icl.py:868). An episode's outputs come from `outputs` when this model's capped
   pass reached scored index k (a causal model scores a prefix the same
   either way); otherwise the episode cut after k is scored uncapped.
 
