@@ -144,7 +144,7 @@ def _curve(outputs: list[dict]) -> dict[str, list]:
   return curve
 
 
-def steerability_metrics(outputs: list[dict], fixed_k_outputs: list[dict] = (),
+def steerability_metrics(outputs: list[dict], fixed_k_outputs: Sequence[dict] = (),
                          k: int | None = None, fixed_k_episodes: int = 0,
                          bins: int = 10) -> dict[str, Any]:
   """Steerability (docs/method.md#steerability): aggregation of one task's per-output records.
