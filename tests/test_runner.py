@@ -127,3 +127,42 @@ def test_distributional_scores_match_one_forward_per_option(report_dir, tiny_run
     np.testing.assert_allclose(ex["model"], probs, atol=2e-5)
     assert ex["js_divergence"] == pytest.approx(
         metrics.js_divergence(ex["target"], probs), abs=2e-5)
+
+
+@pytest.fixture(scope="module")
+def train_only_suite(tmp_path_factory):
+  """A suite whose one task is a train task without held-out instances."""
+  specs = [TaskSpec(name="coins_train", suite_split="train", kind="icl", generate=_coins,
+                    mean_k=6, test_fraction=0.0)]
+  out = str(tmp_path_factory.mktemp("train_only_suite"))
+  assert build.build(out, specs, seed=0, raw_dir=None) == []
+  return out
+
+
+@pytest.mark.parametrize("suite, flags, parts", [
+    ("train_only", ["--suite=all"], ["nothing to evaluate", "--suite=all",
+                                     "python -m data_pipelines.build --out="]),
+    ("eval", ["--suite=capabilities"], ["nothing to evaluate", "--suite=capabilities"]),
+    ("eval", ["--suite=all", "--tasks=nope,urn"],
+     ["--tasks names ['nope']", "python -m data_pipelines.build --out=", "--tasks=nope"]),
+    ("eval", ["--suite=distributional", "--tasks=coins_test"],
+     ["--tasks names ['coins_test']", "distributional"]),
+])
+def test_an_evaluation_of_nothing_is_an_error(train_only_suite, eval_suite, tmp_path, suite,
+                                              flags, parts):
+  suite_dir = train_only_suite if suite == "train_only" else eval_suite
+  out = tmp_path / "eval"
+  # The model is never loaded: the check comes first.
+  proc = run_cli("spectrax.evaluate", f"--suite_dir={suite_dir}", f"--out={out}",
+                 f"--model=m=workdir:{tmp_path / 'no_run'}", *flags)
+  assert_one_error_line(proc, *parts, suite_dir)
+  assert not out.exists()
+
+
+def test_a_non_finite_headline_is_an_error_naming_the_model():
+  with pytest.raises(runner.EvalError, match=r"model 'm': the distributional headline "
+                                             r"js_divergence=nan is not finite"):
+    runner._check_finite_summary("m", "distributional",  # pylint: disable=protected-access
+                                 {"summary": {"js_divergence": float("nan"), "kl": None}})
+  runner._check_finite_summary("m", "steerability",  # pylint: disable=protected-access
+                               {"summary": {"loss": 1.5, "calibration": [[0.1, 0.2]]}})
