@@ -21,6 +21,7 @@ from spectrax.checkpoints.run_dir import RunDirError
 from spectrax.checkpoints.training_state import CheckpointRestoreError
 from spectrax.data.suite_reader import SuiteError
 from spectrax.evaluation import runner
+from spectrax.models.config import HFCheckpointError
 
 _D = runner.EvalSettings()
 
@@ -72,4 +73,4 @@ def main(argv):
 
 if __name__ == "__main__":
   cli.run(main, expected=(runner.EvalError, FileNotFoundError, RunDirError,
-                          CheckpointRestoreError, SuiteError))
+                          CheckpointRestoreError, SuiteError, HFCheckpointError))

@@ -296,3 +296,16 @@ def test_a_non_finite_metric_is_an_error_and_earlier_lines_are_kept(scorer, tmp_
     score.score_file(requests, str(out), scorer, progress=False, target_metrics=inf_metrics,
                      checkpoint="ckpt-9")
   assert [o["id"] for o in read_jsonl(out)] == ["q0"]  # The good line before it is kept.
+
+
+def test_a_corrupt_hf_config_is_one_error_line_naming_it(hf_dir, tmp_path):
+  broken = tmp_path / "hf"
+  broken.mkdir()
+  for name in os.listdir(hf_dir):
+    (broken / name).write_bytes(open(os.path.join(hf_dir, name), "rb").read())
+  (broken / "config.json").write_bytes(b'{"model_type": "llama", "vocab_size": \xff}')
+  requests = write_jsonl(tmp_path / "requests.jsonl", make_lines(2))
+  proc = run_cli("spectrax.score", f"--input={requests}", f"--output={tmp_path / 'out.jsonl'}",
+                 f"--hf_checkpoint={broken}", "--no_progress")
+  assert_one_error_line(proc, f"{broken / 'config.json'}: not UTF-8 text")
+  assert not (tmp_path / "out.jsonl").exists()
