@@ -166,3 +166,38 @@ def test_a_non_finite_headline_is_an_error_naming_the_model():
                                  {"summary": {"js_divergence": float("nan"), "kl": None}})
   runner._check_finite_summary("m", "steerability",  # pylint: disable=protected-access
                                {"summary": {"loss": 1.5, "calibration": [[0.1, 0.2]]}})
+
+
+@pytest.fixture(scope="module")
+def nan_hf_dir(tmp_path_factory):
+  """A tiny HF Llama checkpoint with a word tokenizer and one NaN in its output
+  head, as a bad disk or a broken export leaves it."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  from tokenizers import Tokenizer, models, pre_tokenizers  # pylint: disable=g-import-not-at-top
+  cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64,
+                                 num_attention_heads=4, num_key_value_heads=2,
+                                 num_hidden_layers=1, max_position_embeddings=256,
+                                 tie_word_embeddings=False)
+  torch.manual_seed(0)
+  model = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+  with torch.no_grad():
+    model.lm_head.weight[3, 0] = float("nan")
+  path = str(tmp_path_factory.mktemp("nan_hf"))
+  model.save_pretrained(path)
+  vocab = {"<unk>": 0, **{w: i + 1 for i, w in enumerate("red blue green Output: Input:".split())}}
+  tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+  tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+  transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>",
+                                       eos_token="<unk>").save_pretrained(path)
+  return path
+
+
+def test_a_non_finite_headline_stops_the_evaluation_naming_the_model(nan_hf_dir, eval_suite,
+                                                                     tmp_path):
+  out = tmp_path / "eval"
+  proc = run_cli("spectrax.evaluate", "--suite=distributional", f"--suite_dir={eval_suite}",
+                 f"--out={out}", f"--model=broken=hf:{nan_hf_dir}", "--num_questions=2")
+  assert_one_error_line(proc, "model 'broken': the log-probability of request",
+                        "[nan, nan", "is not finite; its checkpoint is probably corrupt")
+  assert not (out / "metrics.json").exists()  # No NaN written as a result.

@@ -26,6 +26,8 @@ import re
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from spectrax.checkpoints.loading import load_model
 from spectrax.data import templates as templates_lib
 from spectrax.data.suite_reader import Suite
@@ -204,6 +206,35 @@ def _check_finite_summary(model: str, name: str, result: dict) -> None:
                       "Results of earlier models are in the report.")
 
 
+class _FiniteScorer:
+  """A model's Scorer that refuses non-finite log-probabilities: NaN there is a
+  broken checkpoint, and the metrics would otherwise fail far from its name."""
+
+  def __init__(self, scorer: Scorer, model: str):
+    self._scorer, self._model = scorer, model
+
+  def _refuse(self, what: str) -> EvalError:
+    return EvalError(f"model {self._model!r}: {what} is not finite; its checkpoint is "
+                     "probably corrupt (try another --model=...@STEP). Results of earlier "
+                     "models are in the report.")
+
+  def score(self, requests, **kwargs):
+    for res in self._scorer.score(requests, **kwargs):
+      if not all(math.isfinite(x) for x in res.logprobs):
+        raise self._refuse(f"the log-probability of request {res.id!r} ({res.logprobs})")
+      yield res
+
+  def score_episodes(self, token_lists):
+    results = self._scorer.score_episodes(token_lists)
+    for i, r in enumerate(results):
+      if not (np.isfinite(r["logprob"]).all() and np.isfinite(r["top_prob"]).all()):
+        raise self._refuse(f"a log-probability of episode {i}")
+    return results
+
+  def __getattr__(self, name):
+    return getattr(self._scorer, name)
+
+
 def evaluate_model(spec: ModelSpec, suite: Suite, settings: EvalSettings,
                    mesh, plan: dict[str, list[str] | None] | None = None) -> dict:
   """Loads one model and runs the settings' suites on it (`plan_tasks`' plan)."""
@@ -224,7 +255,7 @@ def evaluate_model(spec: ModelSpec, suite: Suite, settings: EvalSettings,
                            "with --model=NAME=...#TEMPLATE)") from None
   bundle = suites.ModelBundle(
       name=spec.name, template=template, tokenizer=loaded.tokenizer,
-      scorer=Scorer(loaded.model, loaded.tokenizer, mesh=mesh),
+      scorer=_FiniteScorer(Scorer(loaded.model, loaded.tokenizer, mesh=mesh), spec.name),
       sampler=Sampler(loaded.model, loaded.tokenizer, mesh=mesh,
                       batch_size=settings.sample_batch_size)
       if "diversity" in names else None)
