@@ -95,7 +95,7 @@ def _bad_step_commands(workdir, suite_dir, tmp_path):
   return {
       "score": ["spectrax.score", f"--input={requests}", f"--output={tmp_path / 'out.jsonl'}",
                 f"--workdir={workdir}", "--step=7"],
-      "evaluate": ["spectrax.evaluate", "--suite=distributional", f"--suite_dir={suite_dir}",
+      "evaluate": ["spectrax.evaluate", "--suite=steerability", f"--suite_dir={suite_dir}",
                    f"--out={tmp_path / 'eval'}", f"--model=m=workdir:{workdir}@7"],
       "convert": ["spectrax.convert", f"--from_workdir={workdir}", "--step=7",
                   f"--to_hf={tmp_path / 'hf'}"],
