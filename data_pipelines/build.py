@@ -55,11 +55,26 @@ def _missing_raw_files(spec: TaskSpec, raw_dir: str | None):
 
 
 def read_manifest(out: str) -> dict:
+  """The suite's manifest ({"tasks": {}} for a new suite).
+
+  Raises:
+    ValueError: the manifest is not UTF-8 JSON (naming it and the way out).
+  """
   path = os.path.join(out, MANIFEST)
   if not os.path.exists(path):
     return {"tasks": {}}
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path, encoding="utf-8") as f:
+      manifest = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ValueError(f"{path}: not a suite manifest ({e}); rebuild the suite "
+                     f"into a new directory or remove {path} and rebuild "
+                     f"every task with --overwrite.") from None
+  if not isinstance(manifest, dict) or not isinstance(manifest.get("tasks"),
+                                                      dict):
+    raise ValueError(f"{path}: not a suite manifest (no \"tasks\" object); "
+                     f"remove it and rebuild with --overwrite.")
+  return manifest
 
 
 def write_manifest(out: str, manifest: dict) -> None:
@@ -141,6 +156,16 @@ def _quiet_logs() -> None:
 
 
 def main(argv):
+  """Expected errors (a bad user task or raw file, a corrupt manifest, a
+  missing raw file) end in one `error:` line and exit 2, without a traceback."""
+  try:
+    return _main(argv)
+  except (ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _main(argv):
   del argv
   _quiet_logs()
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top

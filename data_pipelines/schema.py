@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -107,6 +108,30 @@ class TaskSpec:
   test_fraction: float = 0.05  # held-out instances of a train-suite task.
   about: str = ""  # one line for `--list` and the README.
 
+  def __post_init__(self):
+    """Checked here so a bad number stops the build naming task and field,
+    rather than the training that samples episodes from it."""
+    where = f"task {self.name!r}"
+    if self.suite_split not in SUITE_SPLITS:
+      raise ValueError(f"{where}: suite_split must be one of {SUITE_SPLITS}, "
+                       f"got {self.suite_split!r}.")
+    if self.kind not in KINDS:
+      raise ValueError(f"{where}: kind must be one of {KINDS}, got {self.kind!r}.")
+    if self.mean_k is not None and self.fixed_k is not None:
+      raise ValueError(f"{where}: set mean_k or fixed_k, not both.")
+    if self.mean_k is not None and not (_finite(self.mean_k) and self.mean_k >= 2):
+      raise ValueError(f"{where}: mean_k must be a finite number >= 2 "
+                       f"(k ~ Geometric(2/mean_k) + ...), got {self.mean_k!r}.")
+    if self.fixed_k is not None and not (
+        _finite(self.fixed_k) and self.fixed_k == int(self.fixed_k) and self.fixed_k >= 1):
+      raise ValueError(f"{where}: fixed_k must be a whole number >= 1, got "
+                       f"{self.fixed_k!r}.")
+    for field in ("p_desc", "test_fraction"):
+      value = getattr(self, field)
+      if not (_finite(value) and 0 <= value <= 1):
+        raise ValueError(f"{where}: {field} must be a number in [0, 1], got "
+                         f"{value!r}.")
+
   def metadata(self) -> dict[str, Any]:
     return {
         "name": self.name,
@@ -133,6 +158,11 @@ class MissingRawFileError(FileNotFoundError):
                  "--tasks=...; synthetic tasks build without raw files.")
     super().__init__("\n".join(lines))
     self.task = task
+
+
+def _finite(x: Any) -> bool:
+  return (isinstance(x, (int, float)) and not isinstance(x, bool)
+          and math.isfinite(x))
 
 
 def serialise_fields(fields: dict[str, Any]) -> str:

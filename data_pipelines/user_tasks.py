@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -329,4 +330,7 @@ def _settings(meta: Any, where: str | None) -> dict[str, Any]:
 
 
 def _is_number(x: Any) -> bool:
-  return isinstance(x, (int, float)) and not isinstance(x, bool)
+  """A finite JSON number: Python's json reads `NaN` and `Infinity`, which
+  would pass `m < 2`-style checks and fail only later, far from the file."""
+  return (isinstance(x, (int, float)) and not isinstance(x, bool)
+          and math.isfinite(x))

@@ -19,7 +19,9 @@ from absl import flags
 from spectrax import cli
 from spectrax.checkpoints.run_dir import RunDirError
 from spectrax.checkpoints.training_state import CheckpointRestoreError
+from spectrax.data.suite_reader import SuiteError
 from spectrax.evaluation import runner
+from spectrax.models.config import HFCheckpointError
 
 _D = runner.EvalSettings()
 
@@ -43,8 +45,10 @@ _NUM_QUESTIONS = flags.DEFINE_integer(
     "release evaluates at most 1000).", lower_bound=1)
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", _D.num_samples,
                                     "Diversity generations per prompt.", lower_bound=1)
-_MAX_TOKENS = flags.DEFINE_integer("max_tokens", _D.max_tokens, "Episode length cap.")
-_SEED = flags.DEFINE_integer("seed", _D.seed, "Seed of every data choice and of sampling.")
+_MAX_TOKENS = flags.DEFINE_integer("max_tokens", _D.max_tokens, "Episode length cap.",
+                                   lower_bound=1)
+_SEED = flags.DEFINE_integer("seed", _D.seed, "Seed of every data choice and of sampling.",
+                             lower_bound=0)
 _TASKS = flags.DEFINE_list("tasks", None, "Restrict every suite to these "
                            "task names (diversity: task keys).")
 _SAMPLE_BATCH = flags.DEFINE_integer(
@@ -69,4 +73,4 @@ def main(argv):
 
 if __name__ == "__main__":
   cli.run(main, expected=(runner.EvalError, FileNotFoundError, RunDirError,
-                          CheckpointRestoreError))
+                          CheckpointRestoreError, SuiteError, HFCheckpointError))

@@ -21,6 +21,7 @@ from spectrax import cli
 from spectrax.checkpoints.run_dir import RunDirError
 from spectrax.checkpoints.training_state import CheckpointRestoreError
 from spectrax.evaluation.metrics import distributional_metrics
+from spectrax.models.config import HFCheckpointError
 from spectrax.parallel import distributed
 from spectrax.scoring import job
 
@@ -52,12 +53,13 @@ _NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "No progress bar.")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0 (multi-process runs the platform "
     "does not set up; see spectrax/parallel/distributed.py).")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.",
+                                      lower_bound=1)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.", lower_bound=0)
 
 flags.register_validator(
-    "buckets", lambda v: bool(v) and all(b.strip().isdigit() for b in v),
-    "give comma-separated integers, e.g. --buckets=512,2048")
+    "buckets", lambda v: bool(v) and all(b.strip().isdigit() and int(b) > 0 for b in v),
+    "give comma-separated integers > 0, e.g. --buckets=512,2048")
 
 
 def main(argv):
@@ -81,4 +83,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main, expected=(job.JobError, FileNotFoundError, RunDirError, CheckpointRestoreError))
+  cli.run(main, expected=(job.JobError, FileNotFoundError, RunDirError, CheckpointRestoreError,
+                          HFCheckpointError))

@@ -20,6 +20,7 @@ from spectrax.data import batch_view
 from spectrax.data import templates
 from spectrax.data import tokenizer_training
 from spectrax.data.pipeline import DataConfig, Pipeline
+from spectrax.data.suite_reader import SuiteError
 
 _SUITE = flags.DEFINE_string("suite", "suite", "Built suite directory.")
 _TEMPLATE = flags.DEFINE_enum("template", "gemma", sorted(templates.TEMPLATES),
@@ -27,13 +28,13 @@ _TEMPLATE = flags.DEFINE_enum("template", "gemma", sorted(templates.TEMPLATES),
 _TOKENIZER = flags.DEFINE_string("tokenizer", None,
                                  "HF directory or .model (default: suite's).")
 _TASKS = flags.DEFINE_list("tasks", [], "Tasks (default: train-suite ICL).")
-_SEQ_LEN = flags.DEFINE_integer("seq_len", 1024, "Packed row length.")
-_MAX_TOKENS = flags.DEFINE_integer("max_tokens", 1024, "Episode token cap.")
-_BATCH = flags.DEFINE_integer("batch_size", 8, "Rows per batch.")
+_SEQ_LEN = flags.DEFINE_integer("seq_len", 1024, "Packed row length.", lower_bound=2)
+_MAX_TOKENS = flags.DEFINE_integer("max_tokens", 1024, "Episode token cap.", lower_bound=2)
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Rows per batch.", lower_bound=1)
 _BATCHES = flags.DEFINE_integer("batches", 20, "Batches to time.", lower_bound=1)
-_ROWS = flags.DEFINE_integer("rows", 1, "Rows to print decoded.")
-_CHARS = flags.DEFINE_integer("chars", 1500, "Characters to print per row.")
-_WORKERS = flags.DEFINE_integer("workers", 0, "Grain worker processes.")
+_ROWS = flags.DEFINE_integer("rows", 1, "Rows to print decoded.", lower_bound=0)
+_CHARS = flags.DEFINE_integer("chars", 1500, "Characters to print per row.", lower_bound=1)
+_WORKERS = flags.DEFINE_integer("workers", 0, "Grain worker processes.", lower_bound=0)
 
 
 def _pipeline() -> Pipeline:
@@ -63,4 +64,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main, expected=(FileNotFoundError,))
+  cli.run(main, expected=(FileNotFoundError, SuiteError))

@@ -95,7 +95,7 @@ def _bad_step_commands(workdir, suite_dir, tmp_path):
   return {
       "score": ["spectrax.score", f"--input={requests}", f"--output={tmp_path / 'out.jsonl'}",
                 f"--workdir={workdir}", "--step=7"],
-      "evaluate": ["spectrax.evaluate", "--suite=distributional", f"--suite_dir={suite_dir}",
+      "evaluate": ["spectrax.evaluate", "--suite=steerability", f"--suite_dir={suite_dir}",
                    f"--out={tmp_path / 'eval'}", f"--model=m=workdir:{workdir}@7"],
       "convert": ["spectrax.convert", f"--from_workdir={workdir}", "--step=7",
                   f"--to_hf={tmp_path / 'hf'}"],
@@ -119,3 +119,52 @@ def test_a_directory_that_is_not_a_run_is_one_error_line(command, tiny_suite_dir
   flags = [f for f in flags if f != "--step=7"]
   proc = run_cli(module, *flags)
   assert_one_error_line(proc, "run.json not found", str(tmp_path))
+
+
+def _damaged_copy(suite_dir, tmp_path, task):
+  """A copy of a built suite with `task`'s record files gone (a partial copy)."""
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  out = str(tmp_path / "suite")
+  shutil.copytree(suite_dir, out)
+  with open(os.path.join(out, "suite.json")) as f:
+    directory = os.path.join(out, json.load(f)["tasks"][task]["dir"])
+  for name in os.listdir(directory):
+    if ".array_record" in name:
+      os.remove(os.path.join(directory, name))
+  return out
+
+
+def test_show_batches_on_a_damaged_suite_names_the_task_and_the_rebuild(tiny_suite_dir,
+                                                                        tmp_path):
+  suite = _damaged_copy(tiny_suite_dir, tmp_path, "coins")
+  proc = run_cli("spectrax.show_batches", f"--suite={suite}", "--tasks=coins", "--seq_len=64",
+                 "--max_tokens=64", "--batches=1")
+  assert_one_error_line(proc, f"task 'coins' of the suite {suite} is damaged",
+                        f"python -m data_pipelines.build --out={suite} --tasks=coins --overwrite")
+
+
+def test_evaluate_on_a_corrupt_manifest_names_the_file(tmp_path):
+  (tmp_path / "suite.json").write_text('{"tasks": {')
+  proc = run_cli("spectrax.evaluate", f"--suite_dir={tmp_path}", f"--out={tmp_path / 'eval'}",
+                 f"--model=m=workdir:{tmp_path}")
+  assert_one_error_line(proc, f"{tmp_path / 'suite.json'}, line 1: the suite manifest is not "
+                              "valid JSON")
+  assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.parametrize("module, flag", [
+    ("spectrax.evaluate", "--max_tokens=0"),
+    ("spectrax.evaluate", "--seed=-1"),
+    ("spectrax.show_batches", "--batch_size=0"),
+    ("spectrax.show_batches", "--workers=-2"),
+    ("spectrax.score", "--buckets=0,64"),
+    ("spectrax.score", "--num_processes=0"),
+])
+def test_out_of_range_numeric_flags_are_one_error_line(module, flag, tmp_path):
+  required = {"spectrax.score": [f"--input={tmp_path}/in.jsonl",
+                                 f"--output={tmp_path}/out.jsonl"]}.get(module, [])
+  proc = run_cli(module, *required, flag, timeout=300)
+  assert_one_error_line(proc, flag.split("=")[0])
+  assert not any(tmp_path.iterdir())

@@ -240,3 +240,72 @@ def test_settings_from_a_training_config():
   assert score.config_settings("configs/llama8b.py")["attention_backend"] == "splash"
   with pytest.raises(ValueError, match="no file 'configs/nope.py'"):
     score.config_settings("configs/nope.py")
+
+
+@pytest.mark.parametrize("spelling", ["same", "dotted", "symlink"])
+def test_output_that_is_the_input_is_refused(hf_dir, tmp_path, spelling):
+  requests = write_jsonl(tmp_path / "requests.jsonl", make_lines(3))
+  before = open(requests, "rb").read()
+  output = {"same": requests, "dotted": str(tmp_path / "." / "x" / ".." / "requests.jsonl"),
+            "symlink": str(tmp_path / "link.jsonl")}[spelling]
+  if spelling == "symlink":
+    os.symlink(requests, output)
+  proc = run_cli("spectrax.score", f"--input={requests}", f"--output={output}",
+                 f"--hf_checkpoint={hf_dir}", f"--buckets={BUCKETS}", "--no_progress")
+  assert_one_error_line(proc, f"--output={output} is the input file {requests}")
+  assert open(requests, "rb").read() == before
+  assert sorted(os.listdir(tmp_path)) == sorted(
+      ["requests.jsonl"] + (["link.jsonl"] if spelling == "symlink" else []))
+
+
+@pytest.fixture(scope="module")
+def nan_hf_dir(hf_dir, tmp_path_factory):
+  """`hf_dir` with one NaN in its output head, as a bad disk or export leaves it."""
+  from safetensors.numpy import load_file, save_file  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path_factory.mktemp("nan_hf"))
+  for name in os.listdir(hf_dir):
+    with open(os.path.join(hf_dir, name), "rb") as src, open(os.path.join(path, name), "wb") as dst:
+      dst.write(src.read())
+  tensors = load_file(os.path.join(path, "model.safetensors"))
+  tensors["lm_head.weight"][3, 0] = np.nan
+  save_file(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+  return path
+
+
+def test_a_non_finite_score_is_an_error_naming_request_and_checkpoint(nan_hf_dir, tmp_path):
+  requests = write_jsonl(tmp_path / "requests.jsonl", make_lines(3))
+  out = tmp_path / "scores.jsonl"
+  proc = run_cli("spectrax.score", f"--input={requests}", f"--output={out}",
+                 f"--hf_checkpoint={nan_hf_dir}", f"--buckets={BUCKETS}", "--no_progress")
+  assert_one_error_line(proc, "request 'q0'", "logprobs=nan is not finite", nan_hf_dir)
+  assert not out.exists() or "NaN" not in out.read_text()
+
+
+def test_a_non_finite_metric_is_an_error_and_earlier_lines_are_kept(scorer, tmp_path):
+
+  def inf_metrics(target, logprobs, ordinal=False):
+    del target, logprobs, ordinal
+    return {"js_divergence": float("inf")}
+
+  lines = make_lines(2)
+  lines[1]["target"] = [1.0] * len(lines[1]["options"])
+  requests = write_jsonl(tmp_path / "requests.jsonl", lines)
+  out = tmp_path / "out.jsonl"
+  with pytest.raises(score.JobError, match="request 'q1': js_divergence=inf is not finite "
+                                           "with ckpt-9"):
+    score.score_file(requests, str(out), scorer, progress=False, target_metrics=inf_metrics,
+                     checkpoint="ckpt-9")
+  assert [o["id"] for o in read_jsonl(out)] == ["q0"]  # The good line before it is kept.
+
+
+def test_a_corrupt_hf_config_is_one_error_line_naming_it(hf_dir, tmp_path):
+  broken = tmp_path / "hf"
+  broken.mkdir()
+  for name in os.listdir(hf_dir):
+    (broken / name).write_bytes(open(os.path.join(hf_dir, name), "rb").read())
+  (broken / "config.json").write_bytes(b'{"model_type": "llama", "vocab_size": \xff}')
+  requests = write_jsonl(tmp_path / "requests.jsonl", make_lines(2))
+  proc = run_cli("spectrax.score", f"--input={requests}", f"--output={tmp_path / 'out.jsonl'}",
+                 f"--hf_checkpoint={broken}", "--no_progress")
+  assert_one_error_line(proc, f"{broken / 'config.json'}: not UTF-8 text")
+  assert not (tmp_path / "out.jsonl").exists()

@@ -1,6 +1,7 @@
 """The decoder without PyTorch: configs, presets, packing, remat, scanned layers."""
 
 import dataclasses
+import re
 
 import jax
 import jax.numpy as jnp
@@ -214,3 +215,29 @@ def test_hub_configs_parse_to_presets(name):
   want = preset(name)
   assert dataclasses.replace(cfg, bos_token_id=want.bos_token_id, eos_token_id=want.eos_token_id,
                              pad_token_id=want.pad_token_id) == want
+
+
+@pytest.mark.parametrize("text, part", [
+    (b'{"model_type": "llama",\n "hidden_size": }', "config.json, line 2: not valid JSON"),
+    (b'{"model_type": "\xff"}', "config.json: not UTF-8 text"),
+    (b'[1]', "config.json: expected a JSON object, got list"),
+])
+def test_a_corrupt_hf_config_names_the_file_and_line(tmp_path, text, part):
+  from spectrax.models.config import HFCheckpointError  # pylint: disable=g-import-not-at-top
+  (tmp_path / "config.json").write_bytes(text)
+  with pytest.raises(HFCheckpointError) as e:
+    ModelConfig.from_hf(str(tmp_path))
+  assert str(e.value).startswith(f"{tmp_path / part}")
+  assert "copy or download it again" in str(e.value)
+
+
+def test_a_corrupt_safetensors_index_names_the_file(tmp_path):
+  from spectrax.models import SafetensorsReader  # pylint: disable=g-import-not-at-top
+  from spectrax.models.config import HFCheckpointError  # pylint: disable=g-import-not-at-top
+  (tmp_path / "model.safetensors.index.json").write_text('{"weight_map": {"a": ')
+  with pytest.raises(HFCheckpointError, match=re.escape(
+      f"{tmp_path / 'model.safetensors.index.json'}, line 1: not valid JSON")):
+    SafetensorsReader(str(tmp_path))
+  (tmp_path / "model.safetensors.index.json").write_text('{"metadata": {}}')
+  with pytest.raises(HFCheckpointError, match='no "weight_map" object'):
+    SafetensorsReader(str(tmp_path))

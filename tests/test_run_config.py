@@ -54,7 +54,35 @@ def test_tiny_config_is_valid(c):
      "the rows are copied into)."),
     ({"optimizer.schedule": "step"},
      "optimizer.schedule='step': use linear, cosine or constant."),
-    ({"optimizer.learning_rate": 0.0}, "optimizer.learning_rate must be > 0."),
+    ({"optimizer.learning_rate": 0.0},
+     "optimizer.learning_rate=0.0 must be a finite number > 0.0 "
+     "(--config.optimizer.learning_rate=...)."),
+    ({"optimizer.learning_rate": float("nan")},
+     "optimizer.learning_rate=nan must be a finite number > 0.0 "
+     "(--config.optimizer.learning_rate=...)."),
+    ({"optimizer.learning_rate": float("inf")},
+     "optimizer.learning_rate=inf must be a finite number > 0.0 "
+     "(--config.optimizer.learning_rate=...)."),
+    ({"optimizer.end_learning_rate_fraction": 1.5},
+     "optimizer.end_learning_rate_fraction=1.5 must be a finite number in "
+     "[0.0, 1.0] (--config.optimizer.end_learning_rate_fraction=...)."),
+    ({"optimizer.b2": float("nan")},
+     "optimizer.b2=nan must be a finite number in [0.0, 1.0] "
+     "(--config.optimizer.b2=...)."),
+    ({"optimizer.weight_decay": -0.1},
+     "optimizer.weight_decay=-0.1 must be a finite number >= 0.0 "
+     "(--config.optimizer.weight_decay=...)."),
+    ({"data.seq_len": 0},
+     "data.seq_len=0 must be a finite number >= 2 (--config.data.seq_len=...)."),
+    ({"data.worker_count": -1},
+     "data.worker_count=-1 must be a finite number >= 0 "
+     "(--config.data.worker_count=...)."),
+    ({"train.peak_flops_per_device": float("inf")},
+     "train.peak_flops_per_device=inf must be a finite number >= 0.0 "
+     "(--config.train.peak_flops_per_device=...)."),
+    ({"mesh.tensor": 0},
+     "mesh.tensor=0: a mesh axis is a whole number >= 1, or -1 for the devices "
+     "left over."),
     ({"require_init_from_hf": True, "instruct_hint": "google/gemma-3-12b-pt"},
      "this config fine-tunes a pretrained checkpoint: set "
      "--config.init_from_hf=/path/to/google/gemma-3-12b-pt (an HF directory "
@@ -176,3 +204,12 @@ def test_optimizer_config_takes_only_its_fields(c):
       learning_rate=3e-3, schedule="cosine", warmup_steps=20,
       end_learning_rate_fraction=0.1, b1=0.9, b2=0.999, eps=1e-8,
       weight_decay=0.01, grad_clip_norm=1.0, mu_dtype="float32")
+
+
+def test_train_cli_refuses_a_nan_learning_rate_before_writing(tmp_path):
+  from cli_runs import assert_one_error_line, run_cli  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / "run"
+  proc = run_cli("spectrax.train", "--config=configs/tiny.py", f"--workdir={workdir}",
+                 "--config.optimizer.learning_rate=nan", timeout=300)
+  assert_one_error_line(proc, "optimizer.learning_rate=nan must be a finite number")
+  assert not workdir.exists() or not any(workdir.iterdir())

@@ -127,3 +127,77 @@ def test_distributional_scores_match_one_forward_per_option(report_dir, tiny_run
     np.testing.assert_allclose(ex["model"], probs, atol=2e-5)
     assert ex["js_divergence"] == pytest.approx(
         metrics.js_divergence(ex["target"], probs), abs=2e-5)
+
+
+@pytest.fixture(scope="module")
+def train_only_suite(tmp_path_factory):
+  """A suite whose one task is a train task without held-out instances."""
+  specs = [TaskSpec(name="coins_train", suite_split="train", kind="icl", generate=_coins,
+                    mean_k=6, test_fraction=0.0)]
+  out = str(tmp_path_factory.mktemp("train_only_suite"))
+  assert build.build(out, specs, seed=0, raw_dir=None) == []
+  return out
+
+
+@pytest.mark.parametrize("suite, flags, parts", [
+    ("train_only", ["--suite=all"], ["nothing to evaluate", "--suite=all",
+                                     "python -m data_pipelines.build --out="]),
+    ("eval", ["--suite=capabilities"], ["nothing to evaluate", "--suite=capabilities"]),
+    ("eval", ["--suite=all", "--tasks=nope,urn"],
+     ["--tasks names ['nope']", "python -m data_pipelines.build --out=", "--tasks=nope"]),
+    ("eval", ["--suite=distributional", "--tasks=coins_test"],
+     ["--tasks names ['coins_test']", "distributional"]),
+])
+def test_an_evaluation_of_nothing_is_an_error(train_only_suite, eval_suite, tmp_path, suite,
+                                              flags, parts):
+  suite_dir = train_only_suite if suite == "train_only" else eval_suite
+  out = tmp_path / "eval"
+  # The model is never loaded: the check comes first.
+  proc = run_cli("spectrax.evaluate", f"--suite_dir={suite_dir}", f"--out={out}",
+                 f"--model=m=workdir:{tmp_path / 'no_run'}", *flags)
+  assert_one_error_line(proc, *parts, suite_dir)
+  assert not out.exists()
+
+
+def test_a_non_finite_headline_is_an_error_naming_the_model():
+  with pytest.raises(runner.EvalError, match=r"model 'm': the distributional headline "
+                                             r"js_divergence=nan is not finite"):
+    runner._check_finite_summary("m", "distributional",  # pylint: disable=protected-access
+                                 {"summary": {"js_divergence": float("nan"), "kl": None}})
+  runner._check_finite_summary("m", "steerability",  # pylint: disable=protected-access
+                               {"summary": {"loss": 1.5, "calibration": [[0.1, 0.2]]}})
+
+
+@pytest.fixture(scope="module")
+def nan_hf_dir(tmp_path_factory):
+  """A tiny HF Llama checkpoint with a word tokenizer and one NaN in its output
+  head, as a bad disk or a broken export leaves it."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  from tokenizers import Tokenizer, models, pre_tokenizers  # pylint: disable=g-import-not-at-top
+  cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64,
+                                 num_attention_heads=4, num_key_value_heads=2,
+                                 num_hidden_layers=1, max_position_embeddings=256,
+                                 tie_word_embeddings=False)
+  torch.manual_seed(0)
+  model = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+  with torch.no_grad():
+    model.lm_head.weight[3, 0] = float("nan")
+  path = str(tmp_path_factory.mktemp("nan_hf"))
+  model.save_pretrained(path)
+  vocab = {"<unk>": 0, **{w: i + 1 for i, w in enumerate("red blue green Output: Input:".split())}}
+  tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+  tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+  transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>",
+                                       eos_token="<unk>").save_pretrained(path)
+  return path
+
+
+def test_a_non_finite_headline_stops_the_evaluation_naming_the_model(nan_hf_dir, eval_suite,
+                                                                     tmp_path):
+  out = tmp_path / "eval"
+  proc = run_cli("spectrax.evaluate", "--suite=distributional", f"--suite_dir={eval_suite}",
+                 f"--out={out}", f"--model=broken=hf:{nan_hf_dir}", "--num_questions=2")
+  assert_one_error_line(proc, "model 'broken': the log-probability of request",
+                        "[nan, nan", "is not finite; its checkpoint is probably corrupt")
+  assert not (out / "metrics.json").exists()  # No NaN written as a result.

@@ -583,3 +583,14 @@ def test_not_a_parquet_file(tmp_path):
   with pytest.raises(ValueError, match=re.escape(
       f"{path}: cannot read as parquet")):
     _build("mmlu", tmp_path)
+
+
+def test_csv_that_is_not_utf8_names_the_line_of_the_bad_byte(tmp_path):
+  path = tmp_path / "globaloqa" / "global_opinions.csv"
+  _write_csv(path, GOQA_HEADER, GOQA_ROWS * 200)  # Past the text reader's first block.
+  lines = path.read_bytes().splitlines(keepends=True)
+  lines[300] = b"\xc7a" + lines[300]  # "Ç" saved as Latin-1.
+  path.write_bytes(b"".join(lines))
+  with pytest.raises(ValueError, match=re.escape(
+      f"{path}, line 301: not UTF-8 text (invalid continuation byte at byte")):
+    _build("globaloqa", tmp_path)

@@ -3,14 +3,15 @@
 import json
 import os
 import pickle
+import re
 
 import pytest
 
 from data_pipelines import build
 from data_pipelines.schema import Instance, Row, TaskSpec
 from spectrax.data.episode_sampling import SamplingSpec
-from spectrax.data.suite_reader import (InstanceRecord, Suite, TaskSource,
-                                        decode_record)
+from spectrax.data.suite_reader import (InstanceRecord, Suite, SuiteError,
+                                        TaskSource, decode_record)
 
 
 def _sums(ctx):
@@ -153,3 +154,72 @@ def test_decode_record():
   assert decode_record(raw) == InstanceRecord(
       id="x", descriptions=["d\u00e9"], inputs=[], outputs=["a", "b"],
       question="", options=[], target=[0.5], extra={})
+
+
+@pytest.mark.parametrize("text, part", [
+    (b'{"tasks": {"sums": \n', "suite.json, line 2: the suite manifest is not valid JSON"),
+    (b'{"tasks": "\xff"}', "suite.json: the suite manifest is not UTF-8 text"),
+    (b'[1, 2]', 'suite.json: not a suite manifest (no "tasks" object)'),
+])
+def test_a_corrupt_manifest_names_the_file_and_the_rebuild(tmp_path, text, part):
+  (tmp_path / "suite.json").write_bytes(text)
+  with pytest.raises(SuiteError) as e:
+    Suite(str(tmp_path))
+  assert str(e.value).startswith(str(tmp_path / part))
+  assert f"python -m data_pipelines.build --out={tmp_path} --overwrite" in str(e.value)
+
+
+def _copy_suite(suite_dir, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  out = str(tmp_path / "copy")
+  shutil.copytree(suite_dir, out)
+  return out
+
+
+def test_a_corrupt_task_metadata_names_the_file_and_task(suite_dir, tmp_path):
+  out = _copy_suite(suite_dir, tmp_path)
+  suite = Suite(out)
+  path = os.path.join(out, suite.tasks["sums"]["dir"], "metadata.json")
+  with open(path, "r+b") as f:
+    f.truncate(20)
+  with pytest.raises(SuiteError, match=re.escape(
+      f"{path}, line 1: the metadata of task 'sums' is not valid JSON")) as e:
+    suite.source("sums", "train")
+  assert f"--out={out} --tasks=sums --overwrite" in str(e.value)
+  os.remove(path)
+  with pytest.raises(SuiteError, match=re.escape(f"{path} is missing: task 'sums'")):
+    suite.source("sums", "train")
+
+
+def _record_files(directory):
+  return [os.path.join(directory, n) for n in os.listdir(directory) if ".array_record" in n]
+
+
+def test_a_missing_or_cut_record_file_says_which_task_and_how_to_rebuild(tmp_path):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from data_pipelines.synthetic import urn  # pylint: disable=g-import-not-at-top
+  out = str(tmp_path / "suite")
+  assert build.build(out, [urn.SPEC], seed=0, raw_dir=None) == []
+  suite = Suite(out)
+  directory = os.path.join(out, suite.tasks["urn"]["dir"])
+  want = suite.source("urn", "test")[0]
+  (record_file,) = _record_files(directory)
+  with open(record_file, "r+b") as f:
+    f.truncate(100)  # A partial copy.
+  command = f"python -m data_pipelines.build --out={out} --tasks=urn --overwrite"
+  with pytest.raises(SuiteError, match=re.escape(
+      f"task 'urn' of the suite {out} is damaged (reading instance 0 of its test split")) as e:
+    Suite(out).source("urn", "test")[0]
+  assert command in str(e.value)
+  os.remove(record_file)
+  with pytest.raises(SuiteError, match=re.escape(
+      f"task 'urn' of the suite {out} is damaged ({record_file} is missing); "
+      f"rebuild the task with `{command}`")):
+    Suite(out).source("urn", "test")[0]
+  # The command the message gives repairs the suite.
+  proc = subprocess.run([sys.executable, "-m", *command.split()[2:]],
+                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert Suite(out).source("urn", "test")[0] == want

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -11,6 +12,7 @@ from data_pipelines.schema import BuildContext, Instance, Row
 from data_pipelines.user_tasks import load_user_tasks
 
 CTX = BuildContext(seed=0, raw_dir=None)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _write(directory, name, lines):
@@ -191,13 +193,24 @@ def test_meta_not_first(tmp_path):
     ({"fixed_k": 2.5}, "\"fixed_k\" must be a whole number >= 1, got 2.5."),
     ({"mean_k": 8, "fixed_k": 8}, "give \"mean_k\" or \"fixed_k\", not both."),
     ({"p_desc": 1.5}, "\"p_desc\" must be a number in [0, 1], got 1.5."),
+    # json reads NaN / Infinity; they must not slip past the comparisons.
+    ('{"mean_k": NaN}', "\"mean_k\" must be a number >= 2, got nan."),
+    ('{"mean_k": Infinity}', "\"mean_k\" must be a number >= 2, got inf."),
+    ('{"fixed_k": Infinity}', "\"fixed_k\" must be a whole number >= 1, got inf."),
+    ('{"fixed_k": NaN}', "\"fixed_k\" must be a whole number >= 1, got nan."),
+    ({"fixed_k": 0}, "\"fixed_k\" must be a whole number >= 1, got 0."),
+    ({"fixed_k": -3}, "\"fixed_k\" must be a whole number >= 1, got -3."),
+    ({"mean_k": -4}, "\"mean_k\" must be a number >= 2, got -4."),
+    ('{"p_desc": NaN}', "\"p_desc\" must be a number in [0, 1], got nan."),
+    ({"p_desc": -0.1}, "\"p_desc\" must be a number in [0, 1], got -0.1."),
     ({"descriptions": ["ok", 3]}, "\"descriptions\" must be a non-empty "
      "string or a list of them."),
     ({"kind": "icl"}, "unknown setting(s) ['kind']; allowed: ['split', "
      "'mean_k', 'fixed_k', 'p_desc', 'descriptions', 'about']."),
 ])
 def test_bad_settings(tmp_path, meta, message):
-  msg = _error(tmp_path, [{"meta": meta}, {"output": "a"}])
+  meta_line = f'{{"meta": {meta}}}' if isinstance(meta, str) else {"meta": meta}
+  msg = _error(tmp_path, [meta_line, {"output": "a"}])
   assert msg == f"{tmp_path / 't.jsonl'}, line 1: {message}"
 
 
@@ -254,3 +267,62 @@ def test_byte_order_mark_is_ignored(tmp_path):
   (tmp_path / "t.jsonl").write_bytes(b'\xef\xbb\xbf{"output": "a"}\n')
   (spec,) = load_user_tasks(str(tmp_path))
   assert _instances(spec) == [Instance(id="0", rows=[Row(output="a")])]
+
+
+def test_sidecar_with_nan_names_the_file_and_field(tmp_path):
+  _write(tmp_path, "t.jsonl", [{"output": "a"}])
+  (tmp_path / "t.meta.json").write_text('{"fixed_k": Infinity}')
+  with pytest.raises(ValueError, match=re.escape(
+      f"{tmp_path / 't.meta.json'}: \"fixed_k\" must be a whole number >= 1, "
+      "got inf.")):
+    load_user_tasks(str(tmp_path))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("mean_k", float("nan"), "mean_k must be a finite number >= 2"),
+    ("mean_k", 1, "mean_k must be a finite number >= 2"),
+    ("fixed_k", float("inf"), "fixed_k must be a whole number >= 1, got inf"),
+    ("fixed_k", 0, "fixed_k must be a whole number >= 1, got 0"),
+    ("p_desc", 2.0, "p_desc must be a number in [0, 1], got 2.0"),
+    ("test_fraction", float("nan"), "test_fraction must be a number in [0, 1], got nan"),
+])
+def test_task_spec_refuses_bad_numbers(field, value, message):
+  from data_pipelines.schema import TaskSpec  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match=re.escape(f"task 't': {message}")):
+    TaskSpec(name="t", suite_split="train", kind="icl", generate=lambda ctx: [],
+             **{field: value})
+
+
+def test_build_cli_refuses_a_nan_setting_with_one_line(tmp_path):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  tasks = tmp_path / "tasks"
+  tasks.mkdir()
+  _write(tasks, "t.jsonl", ['{"meta": {"mean_k": NaN}}', {"output": "a"}])
+  out = tmp_path / "suite"
+  proc = subprocess.run(
+      [sys.executable, "-m", "data_pipelines.build", f"--out={out}",
+       f"--user_tasks={tasks}", "--tasks=t"],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
+  assert proc.stderr.strip().splitlines() == [
+      f"error: {tasks / 't.jsonl'}, line 1: \"mean_k\" must be a number >= 2, "
+      "got nan."]
+  assert not out.exists()  # Nothing written.
+
+
+def test_build_cli_names_a_corrupt_manifest(tmp_path):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  out = tmp_path / "suite"
+  out.mkdir()
+  (out / "suite.json").write_bytes(b'{"tasks": {"cards": \xff')
+  proc = subprocess.run(
+      [sys.executable, "-m", "data_pipelines.build", f"--out={out}", "--tasks=cards"],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
+  (line,) = proc.stderr.strip().splitlines()
+  assert line.startswith(f"error: {out / 'suite.json'}: not a suite manifest")
+  assert (out / "suite.json").read_bytes() == b'{"tasks": {"cards": \xff'

@@ -75,7 +75,9 @@ def read_csv(path: str,
     except StopIteration:
       raise ValueError(f"{path}: the file is empty; expected a header with "
                        f"columns {list(columns)}.") from None
-    except (csv.Error, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+      raise _not_utf8(path, e) from e
+    except csv.Error as e:
       raise ValueError(f"{path}, line 1: cannot read the header: {e}") from e
     missing = [c for c in columns if c not in header]
     if missing:
@@ -87,7 +89,9 @@ def read_csv(path: str,
         fields = next(reader)
       except StopIteration:
         return
-      except (csv.Error, UnicodeDecodeError) as e:
+      except UnicodeDecodeError as e:
+        raise _not_utf8(path, e) from e
+      except csv.Error as e:
         raise ValueError(f"{path}, line {start}: cannot parse the record: "
                          f"{e}") from e
       line, start = start, reader.line_num + 1
@@ -97,6 +101,24 @@ def read_csv(path: str,
         raise ValueError(f"{path}, line {line}: {len(fields)} fields but the "
                          f"header has {len(header)}.")
       yield line, dict(zip(header, fields))
+
+
+def _not_utf8(path: str, error: UnicodeDecodeError) -> ValueError:
+  """The error for a CSV that is not UTF-8, on the line of the first bad byte.
+
+  The text reader decodes whole blocks, so the record being parsed when it
+  fails is not where the byte is; the file is scanned again, as bytes, to say.
+  """
+  with open(path, "rb") as f:
+    for n, raw in enumerate(f, 1):
+      try:
+        raw.decode("utf-8")
+      except UnicodeDecodeError as e:
+        return ValueError(f"{path}, line {n}: not UTF-8 text ({e.reason} at "
+                          f"byte {e.start + 1} of the line); save the file "
+                          "as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).")
+  return ValueError(f"{path}: not UTF-8 text ({error}); save the file as "
+                    "UTF-8.")
 
 
 def read_parquet(path: str, columns: Sequence[str]) -> list[dict[str, Any]]:

@@ -20,6 +20,30 @@ from spectrax.data.episode_sampling import SamplingSpec
 _OPEN_LOCK = threading.Lock()
 
 
+class SuiteError(ValueError):
+  """A built suite that is damaged: the message names the file or task and
+  the build command that repairs it."""
+
+
+def read_json(path: str, what: str, fix: str):
+  """`path`'s JSON; a file that is not UTF-8 JSON is a SuiteError naming it
+  (with the line and column) and `fix`."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise SuiteError(f"{path}, line {e.lineno}: {what} is not valid JSON "
+                     f"({e.msg} at column {e.colno}); {fix}") from None
+  except UnicodeDecodeError as e:
+    raise SuiteError(f"{path}: {what} is not UTF-8 text ({e}); {fix}") from None
+
+
+def _rebuild(suite_dir: str, task: str) -> str:
+  return (f"rebuild the task with `python -m data_pipelines.build "
+          f"--out={suite_dir} --tasks={task} --overwrite` (plus --user_tasks / "
+          "--raw_dir as when it was built)")
+
+
 @dataclasses.dataclass(frozen=True)
 class InstanceRecord:
   """One instance as stored (see data_pipelines/schema.py)."""
@@ -54,12 +78,20 @@ def decode_record(raw: dict) -> InstanceRecord:
 class TaskSource(Sequence):
   """Random access to one task split's instances; picklable for workers."""
 
-  def __init__(self, directory: str, split: str):
+  def __init__(self, directory: str, split: str, suite_dir: str | None = None):
     self.directory = directory
     self.split = split
     self._source = None
-    with open(os.path.join(directory, "metadata.json")) as f:
-      self.metadata = json.load(f)
+    # The layout is SUITE/spectrum_suite/TASK/VERSION.
+    self.suite_dir = suite_dir or os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.normpath(directory))))
+    task = os.path.basename(os.path.dirname(os.path.normpath(directory)))
+    path = os.path.join(directory, "metadata.json")
+    if not os.path.exists(path):
+      raise SuiteError(f"{path} is missing: task {task!r} of the suite "
+                       f"{self.suite_dir} is damaged; {_rebuild(self.suite_dir, task)}.")
+    self.metadata = read_json(path, f"the metadata of task {task!r}",
+                              _rebuild(self.suite_dir, task) + ".")
     self.num_rows: list[int] = list(self.metadata["num_rows"].get(split, []))
 
   def _data_source(self):
@@ -71,8 +103,23 @@ class TaskSource(Sequence):
         if self._source is None:
           import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
           builder = tfds.builder_from_directory(self.directory)
+          self._check_files(builder)
           self._source = builder.as_data_source(split=self.split)
     return self._source
+
+  def _damaged(self, why: str) -> SuiteError:
+    return SuiteError(f"task {self.name!r} of the suite {self.suite_dir} is damaged "
+                      f"({why}); {_rebuild(self.suite_dir, self.name)}.")
+
+  def _check_files(self, builder) -> None:
+    """ArrayRecord opens a file on first read, as `RuntimeError: open() failed`
+    deep in a worker: a missing file is named here instead."""
+    if self.split not in builder.info.splits:
+      return  # tfds says which splits exist.
+    missing = [p for p in map(str, builder.info.splits[self.split].filepaths)
+               if not os.path.exists(p)]
+    if missing:
+      raise self._damaged(f"{missing[0]} is missing")
 
   def __len__(self) -> int:
     return len(self.num_rows)
@@ -81,7 +128,13 @@ class TaskSource(Sequence):
     if not 0 <= int(index) < len(self):  # IndexError ends `for` and `list()`.
       raise IndexError(f"instance {index} is out of range: the {self.split} "
                        f"split of {self.directory} has {len(self)}.")
-    return decode_record(self._data_source()[int(index)])
+    source = self._data_source()
+    try:
+      raw = source[int(index)]
+    except RuntimeError as e:  # ArrayRecord: a truncated or unreadable file.
+      raise self._damaged(f"reading instance {index} of its {self.split} split in "
+                          f"{self.directory}: {e}") from e
+    return decode_record(raw)
 
   def __getstate__(self):
     state = dict(self.__dict__)
@@ -112,8 +165,11 @@ class Suite:
       raise FileNotFoundError(
           f"{manifest} not found: build the suite first with "
           f"`python -m data_pipelines.build --out={path}`.")
-    with open(manifest) as f:
-      self.manifest = json.load(f)
+    fix = (f"rebuild the suite with `python -m data_pipelines.build --out={path} "
+           "--overwrite` (or into a new --out)")
+    self.manifest = read_json(manifest, "the suite manifest", fix + ".")
+    if not isinstance(self.manifest, dict) or not isinstance(self.manifest.get("tasks"), dict):
+      raise SuiteError(f"{manifest}: not a suite manifest (no \"tasks\" object); {fix}.")
     self.path = path
 
   @property
@@ -144,5 +200,5 @@ class Suite:
                        f"has {sorted(self.tasks)}. Build it with "
                        f"`python -m data_pipelines.build --out={self.path} "
                        f"--tasks={task}`.")
-    src = TaskSource(os.path.join(self.path, self.tasks[task]["dir"]), split)
-    return src
+    return TaskSource(os.path.join(self.path, self.tasks[task]["dir"]), split,
+                      suite_dir=self.path)

@@ -20,15 +20,19 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
+import math
 import os
 import re
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from spectrax.checkpoints.loading import load_model
 from spectrax.data import templates as templates_lib
 from spectrax.data.suite_reader import Suite
 from spectrax.evaluation import report, suites
+from spectrax.evaluation.steerability import default_icl_tasks
 from spectrax.parallel import sharding
 from spectrax.scoring.sampler import Sampler
 from spectrax.scoring.scorer import Scorer
@@ -135,14 +139,25 @@ def _check_template(name: str, where: str) -> None:
     raise EvalError(f"{where}: {e}") from None
 
 
+def _default_tasks(name: str, suite: Suite) -> list[str]:
+  """What the suite `name` evaluates when --tasks is not given (its own defaults)."""
+  if name == "diversity":
+    return sorted({r.id for t in suite.task_names(None, "diversity")
+                   for r in suites.task_records(suite.source(t, "test"))})
+  if name == "distributional":
+    return suite.task_names(None, "distributional")
+  if name == "capabilities":
+    return [t for t in suites.CAPABILITY_TASKS if t in suite.tasks]
+  return default_icl_tasks(suite)
+
+
 def _tasks_for(name: str, suite: Suite, tasks: Sequence[str] | None
                ) -> list[str] | None:
   """`tasks` restricted to what the suite `name` evaluates."""
   if tasks is None:
     return None
   if name == "diversity":
-    keys = {r.id for t in suite.task_names(None, "diversity")
-            for r in suites.task_records(suite.source(t, "test"))}
+    keys = set(_default_tasks(name, suite))
     return [t for t in tasks if t in keys]
   kind = "distributional" if name == "distributional" else "icl"
   known = set(suite.task_names(None, kind))
@@ -151,10 +166,84 @@ def _tasks_for(name: str, suite: Suite, tasks: Sequence[str] | None
   return [t for t in tasks if t in known]
 
 
-def evaluate_model(spec: ModelSpec, suite: Suite, settings: EvalSettings,
-                   mesh) -> dict:
-  """Loads one model and runs the settings' suites on it."""
+def plan_tasks(suite: Suite, settings: EvalSettings) -> dict[str, list[str] | None]:
+  """Each selected suite -> its `tasks` argument (None: its defaults), leaving
+  out suites with nothing to evaluate.
+
+  Raises:
+    EvalError: --tasks names a task no selected suite has, or nothing at all
+      would be evaluated (an empty report is not a result).
+  """
   names = settings.suite_names()
+  plan, empty = {}, []
+  for name in names:
+    tasks = _tasks_for(name, suite, settings.tasks)
+    if (tasks if tasks is not None else _default_tasks(name, suite)):
+      plan[name] = tasks
+    else:
+      empty.append(name)
+  if settings.tasks is not None:
+    used = {t for tasks in plan.values() for t in tasks}
+    unknown = [t for t in settings.tasks if t not in used]
+    if unknown:
+      raise EvalError(
+          f"--tasks names {unknown}, which no selected suite ({', '.join(names)}) has in "
+          f"{suite.path}; its tasks: {sorted(suite.tasks)}. Build them with `python -m "
+          f"data_pipelines.build --out={suite.path} --tasks={','.join(unknown)}`.")
+  if not plan:
+    raise EvalError(
+        f"nothing to evaluate: {suite.path} has no tasks for --suite={settings.suite} "
+        f"({', '.join(empty)}: it has {sorted(suite.tasks) or 'no tasks'}). Build test tasks "
+        f"with `python -m data_pipelines.build --out={suite.path}` (--list shows them).")
+  for name in empty:
+    log.warning("no task of the %s suite in %s%s; skipped.", name, suite.path,
+                " is named by --tasks" if settings.tasks is not None else "")
+  return plan
+
+
+def _check_finite_summary(model: str, name: str, result: dict) -> None:
+  """A headline that is NaN or infinite is a broken model or checkpoint, not a score."""
+  for key, value in result.get("summary", {}).items():
+    if isinstance(value, float) and not math.isfinite(value):
+      raise EvalError(f"model {model!r}: the {name} headline {key}={value} is not finite; "
+                      "its checkpoint is probably corrupt (try another --model=...@STEP). "
+                      "Results of earlier models are in the report.")
+
+
+class _FiniteScorer:
+  """A model's Scorer that refuses non-finite log-probabilities: NaN there is a
+  broken checkpoint, and the metrics would otherwise fail far from its name."""
+
+  def __init__(self, scorer: Scorer, model: str):
+    self._scorer, self._model = scorer, model
+
+  def _refuse(self, what: str) -> EvalError:
+    return EvalError(f"model {self._model!r}: {what} is not finite; its checkpoint is "
+                     "probably corrupt (try another --model=...@STEP). Results of earlier "
+                     "models are in the report.")
+
+  def score(self, requests, **kwargs):
+    for res in self._scorer.score(requests, **kwargs):
+      if not all(math.isfinite(x) for x in res.logprobs):
+        raise self._refuse(f"the log-probability of request {res.id!r} ({res.logprobs})")
+      yield res
+
+  def score_episodes(self, token_lists):
+    results = self._scorer.score_episodes(token_lists)
+    for i, r in enumerate(results):
+      if not (np.isfinite(r["logprob"]).all() and np.isfinite(r["top_prob"]).all()):
+        raise self._refuse(f"a log-probability of episode {i}")
+    return results
+
+  def __getattr__(self, name):
+    return getattr(self._scorer, name)
+
+
+def evaluate_model(spec: ModelSpec, suite: Suite, settings: EvalSettings,
+                   mesh, plan: dict[str, list[str] | None] | None = None) -> dict:
+  """Loads one model and runs the settings' suites on it (`plan_tasks`' plan)."""
+  plan = plan_tasks(suite, settings) if plan is None else plan
+  names = list(plan)
   loaded = load_model(
       hf_checkpoint=spec.path if spec.kind == "hf" else None,
       workdir=spec.path if spec.kind == "workdir" else None,
@@ -170,20 +259,17 @@ def evaluate_model(spec: ModelSpec, suite: Suite, settings: EvalSettings,
                            "with --model=NAME=...#TEMPLATE)") from None
   bundle = suites.ModelBundle(
       name=spec.name, template=template, tokenizer=loaded.tokenizer,
-      scorer=Scorer(loaded.model, loaded.tokenizer, mesh=mesh),
+      scorer=_FiniteScorer(Scorer(loaded.model, loaded.tokenizer, mesh=mesh), spec.name),
       sampler=Sampler(loaded.model, loaded.tokenizer, mesh=mesh,
                       batch_size=settings.sample_batch_size)
       if "diversity" in names else None)
   out = {"_model": {"source": f"{spec.kind}:{spec.path}",
                     "loaded": loaded.name, "template": template}}
-  for name in names:
-    tasks = _tasks_for(name, suite, settings.tasks)
-    if tasks == []:
-      log.warning("--tasks names no task of the %s suite; skipped.", name)
-      continue
+  for name, tasks in plan.items():
     start = time.time()
     out[name] = suites.SUITES[name](bundle, suite, tasks,
                                     **settings.suite_kwargs(name))
+    _check_finite_summary(spec.name, name, out[name])
     out[name]["seconds"] = round(time.time() - start, 1)
     log.info("%s %s: %.0f s", spec.name, name, out[name]["seconds"])
   return out
@@ -204,7 +290,8 @@ def evaluate(models: Sequence[str | ModelSpec], *, suite_dir: str, out: str,
     The path of report.html.
 
   Raises:
-    EvalError: a malformed model, a repeated name or a wrong template.
+    EvalError: a malformed model, a repeated name, a wrong template, nothing
+      to evaluate, or a non-finite headline metric.
     And load_model's errors for a wrong directory or step.
   """
   if not models:
@@ -218,10 +305,11 @@ def evaluate(models: Sequence[str | ModelSpec], *, suite_dir: str, out: str,
   settings.suite_names()  # A wrong setting fails before any model loads.
   _check_template(settings.template, "--template")
   suite = Suite(suite_dir)
+  plan = plan_tasks(suite, settings)  # Nothing to evaluate fails before any model loads.
   mesh = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1})
   results = {}
   for spec in specs:
-    results[spec.name] = evaluate_model(spec, suite, settings, mesh)
+    results[spec.name] = evaluate_model(spec, suite, settings, mesh, plan)
     path = report.write_report(results, out)
     gc.collect()  # Drop the previous model's buffers before the next load.
   return os.path.abspath(path)

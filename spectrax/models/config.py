@@ -205,6 +205,28 @@ class ModelConfig:
     return cls(**fields)
 
 
+class HFCheckpointError(ValueError):
+  """An HF checkpoint file (config.json, the safetensors index) that cannot be
+  read: the message names the file, the line and what to do."""
+
+
+def read_hf_json(path: str) -> dict:
+  """A JSON object file of an HF checkpoint; HFCheckpointError naming the file
+  (and line) when it is not UTF-8 JSON or not an object."""
+  fix = "the checkpoint is damaged or partly copied: copy or download it again"
+  try:
+    with open(path, encoding="utf-8") as f:
+      data = json.load(f)
+  except json.JSONDecodeError as e:
+    raise HFCheckpointError(f"{path}, line {e.lineno}: not valid JSON ({e.msg} at column "
+                            f"{e.colno}); {fix}") from None
+  except UnicodeDecodeError as e:
+    raise HFCheckpointError(f"{path}: not UTF-8 text ({e}); {fix}") from None
+  if not isinstance(data, dict):
+    raise HFCheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}; {fix}")
+  return data
+
+
 def _read_config(path_or_dict) -> tuple[dict, str]:
   if isinstance(path_or_dict, Mapping):
     return dict(path_or_dict), "<config dict>"
@@ -213,8 +235,7 @@ def _read_config(path_or_dict) -> tuple[dict, str]:
     path = os.path.join(path, "config.json")
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} does not exist: pass an HF model directory that holds config.json")
-  with open(path) as f:
-    return json.load(f), path
+  return read_hf_json(path), path
 
 
 def preset(name: str, **overrides) -> ModelConfig:

@@ -44,7 +44,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from spectrax.parallel import sharding
-from spectrax.models.config import ModelConfig, to_hf_dict
+from spectrax.models.config import HFCheckpointError, ModelConfig, read_hf_json, to_hf_dict
 from spectrax.models.transformer import Transformer, abstract_model, param_shardings
 
 _PREFIXES = ("model.", "model.language_model.", "language_model.model.")
@@ -127,8 +127,10 @@ class SafetensorsReader:
     index = os.path.join(directory, "model.safetensors.index.json")
     single = os.path.join(directory, "model.safetensors")
     if os.path.exists(index):
-      with open(index) as fh:
-        weight_map = json.load(fh)["weight_map"]
+      weight_map = read_hf_json(index).get("weight_map")
+      if not isinstance(weight_map, dict):
+        raise HFCheckpointError(f"{index}: no \"weight_map\" object; the checkpoint is "
+                                "damaged or partly copied: copy or download it again")
       self.files = {name: os.path.join(directory, fn) for name, fn in weight_map.items()}
     elif os.path.exists(single):
       with safe_open(single, "np") as fh:

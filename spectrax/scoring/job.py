@@ -189,7 +189,9 @@ class LineWriter:
     self._file = None
 
   def add(self, obj: dict) -> None:
-    self._buffer.append((json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8"))
+    # allow_nan=False: a bare NaN is not JSON; `result_line` says which id first.
+    self._buffer.append(
+        (json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8"))
     if len(self._buffer) >= self.flush_every:
       self.flush()
 
@@ -246,9 +248,15 @@ def merge_parts(output: str, count: int) -> int:
 TargetMetrics = Callable[..., dict]
 
 
-def result_line(req: dict, res: ScoreResult, target_metrics: TargetMetrics | None = None
-                ) -> dict:
-  """The output object of one scored request (metrics when it has a target)."""
+def result_line(req: dict, res: ScoreResult, target_metrics: TargetMetrics | None = None,
+                checkpoint: str = "the model") -> dict:
+  """The output object of one scored request (metrics when it has a target).
+
+  Raises:
+    JobError: a log-probability or metric that is not finite (NaN, inf): the
+      output is strict JSON and a NaN score is never a result, so the job
+      stops naming the request and ``checkpoint`` (lines before it are kept).
+  """
   out = {"id": res.id, "logprobs": res.logprobs, "num_tokens": res.num_tokens,
          "greedy": res.greedy}
   if any(res.boundary_mismatch):
@@ -258,13 +266,28 @@ def result_line(req: dict, res: ScoreResult, target_metrics: TargetMetrics | Non
   if target_metrics is not None and req.get("target") is not None:
     out.update(target_metrics(req["target"], res.logprobs,
                               ordinal=bool(req.get("ordinal", False))))
+  bad = _non_finite(out)
+  if bad:
+    raise JobError(f"request {res.id!r}: {bad} is not finite with {checkpoint}; its weights "
+                   "are probably corrupt or overflow in this dtype (scores before it are kept; "
+                   "try another checkpoint or --dtype=float32)")
   return out
+
+
+def _non_finite(out: dict) -> str | None:
+  """``"field=value"`` of the first number in a result line that is not finite."""
+  for key, value in out.items():
+    for v in value if isinstance(value, list) else [value]:
+      if isinstance(v, float) and not math.isfinite(v):
+        return f"{key}={v}"
+  return None
 
 
 def score_file(input_path: str, output_path: str, scorer: Scorer, *, skip_bad: bool = False,
                process_index: int = 0, process_count: int = 1, flush_every: int = 64,
                progress: bool = True, checked: tuple[list, int] | None = None,
-               target_metrics: TargetMetrics | None = None) -> dict:
+               target_metrics: TargetMetrics | None = None,
+               checkpoint: str = "the model") -> dict:
   """Scores ``input_path`` into ``output_path`` (this process's share), resuming.
 
   Args:
@@ -278,14 +301,17 @@ def score_file(input_path: str, output_path: str, scorer: Scorer, *, skip_bad: b
     progress: show a tqdm bar.
     checked: ``validate_input``'s result, if already computed.
     target_metrics: adds metrics to the lines of requests with a ``target``.
+    checkpoint: what the scores came from, named in a non-finite score's error.
 
   Returns:
     Counts: ``scored``, ``already_done``, ``rejected`` and the scorer's stats.
 
   Raises:
     JobError: a malformed line (``FILE:LINE: reason``) without ``skip_bad``,
-      or an unscorable request (``FILE:LINE:`` and the scorer's reason).
+      an unscorable request (``FILE:LINE:`` and the scorer's reason), a
+      non-finite score, or ``output_path`` being the input.
   """
+  check_output_is_not_input(input_path, output_path)
   own = lambda n: (n - 1) % process_count == process_index  # noqa: E731
   bad, total = checked if checked is not None else validate_input(input_path, own)
   _check_malformed(input_path, bad, skip_bad)
@@ -325,11 +351,27 @@ def score_file(input_path: str, output_path: str, scorer: Scorer, *, skip_bad: b
   with LineWriter(path, flush_every) as out, LineWriter(rejected_path(path), 1) as rejects:
     for res in scorer.score(requests(), on_error=on_error):
       _, obj = pending.pop(res.id)
-      out.add(result_line(obj, res, target_metrics))
+      out.add(result_line(obj, res, target_metrics, checkpoint))
       counts["scored"] += 1
       bar.update(1)
   bar.close()
   return {**counts, **scorer.stats}
+
+
+def check_output_is_not_input(input_path: str, output_path: str) -> None:
+  """Refuses an output (or its part / rejected files) that is the input file.
+
+  The output is appended to and its ids count as done, so scoring a file into
+  itself would score nothing and append to the requests. Compared as files
+  (``os.path.samefile``), so another spelling or a symlink is caught too.
+  """
+  for path in (output_path, rejected_path(output_path)):
+    same = os.path.realpath(path) == os.path.realpath(input_path)
+    if not same and os.path.exists(path) and os.path.exists(input_path):
+      same = os.path.samefile(path, input_path)
+    if same:
+      raise JobError(f"--output={output_path} is the input file {input_path}: scores are "
+                     "appended to the output, so give another file (e.g. --output=scores.jsonl)")
 
 
 def _check_malformed(input_path: str, bad: list[tuple[int, str]], skip_bad: bool) -> None:
@@ -382,6 +424,7 @@ def score_job(input_path: str, output_path: str, *, hf_checkpoint: str | None = 
   """
   if not os.path.isfile(input_path):
     raise JobError(f"--input={input_path}: no such file")
+  check_output_is_not_input(input_path, output_path)
   index, count = jax.process_index(), jax.process_count()
   own = lambda n: (n - 1) % count == index  # noqa: E731
   checked = validate_input(input_path, own)
@@ -400,7 +443,8 @@ def score_job(input_path: str, output_path: str, *, hf_checkpoint: str | None = 
                   **{k: v for k, v in sizes.items() if v is not None})
   counts = score_file(input_path, output_path, scorer, skip_bad=skip_bad, process_index=index,
                       process_count=count, progress=progress, checked=checked,
-                      target_metrics=target_metrics)
+                      target_metrics=target_metrics,
+                      checkpoint=hf_checkpoint or f"{workdir} ({loaded.name})")
   if count > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices("spectrax.score: parts written")

@@ -7,6 +7,7 @@ and what to change (`--config.FIELD=...`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 import ml_collections
@@ -65,10 +66,60 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _need(c.optimizer.schedule in ("linear", "cosine", "constant"),
         f"optimizer.schedule={c.optimizer.schedule!r}: use linear, cosine "
         "or constant.")
-  _need(c.optimizer.learning_rate > 0, "optimizer.learning_rate must be > 0.")
+  _check_numbers(c)
   for axis in c.mesh.keys():
     _need(axis in ("data", "fsdp", "tensor"),
           f"mesh.{axis}: mesh axes are data, fsdp and tensor.")
+    size = c.mesh[axis]
+    _need(isinstance(size, int) and (size == -1 or size >= 1),
+          f"mesh.{axis}={size!r}: a mesh axis is a whole number >= 1, or -1 for "
+          "the devices left over.")
+
+
+# (field, lowest, highest, lowest included): every number a run reads. NaN and
+# inf fail every range, so a typo such as `--config.optimizer.learning_rate=nan`
+# stops here instead of producing a NaN loss many minutes later.
+_RANGES = (
+    ("optimizer.learning_rate", 0.0, None, False),
+    ("optimizer.end_learning_rate_fraction", 0.0, 1.0, True),
+    ("optimizer.warmup_steps", 0, None, True),
+    ("optimizer.b1", 0.0, 1.0, True),
+    ("optimizer.b2", 0.0, 1.0, True),
+    ("optimizer.eps", 0.0, None, True),
+    ("optimizer.weight_decay", 0.0, None, True),
+    ("optimizer.grad_clip_norm", 0.0, None, True),
+    ("data.seq_len", 2, None, True),
+    ("data.max_tokens", 2, None, True),
+    ("data.num_epochs", 0, None, True),
+    ("data.num_packing_bins", 0, None, True),
+    ("data.worker_count", 0, None, True),
+    ("data.seed", 0, None, True),
+    ("data.shards", 0, None, True),
+    ("train.loss_chunk_size", 1, None, True),
+    ("train.seed", 0, None, True),
+    ("train.eval_every", 0, None, True),
+    ("train.eval_batches", 1, None, True),
+    ("train.stop_after", 0, None, True),
+    ("train.peak_flops_per_device", 0.0, None, True),
+)
+
+
+def _check_numbers(c: ml_collections.ConfigDict) -> None:
+  """Every number in `_RANGES` that the config has is finite and in range."""
+  for field, low, high, low_included in _RANGES:
+    section, key = field.split(".")
+    if key not in c.get(section, {}):
+      continue
+    value = c[section][key]
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value)
+          and (value >= low if low_included else value > low)
+          and (high is None or value <= high))
+    bound = f"{'>=' if low_included else '>'} {low}"
+    if high is not None:
+      bound = f"in [{low}, {high}]"
+    _need(ok, f"{field}={value!r} must be a finite number {bound} "
+          f"(--config.{field}=...).")
 
 
 def check_mesh(c: ml_collections.ConfigDict, mesh) -> None:
