@@ -91,6 +91,8 @@ def build(out: str, specs: list[TaskSpec], *, seed: int, raw_dir: str | None,
   A real source without its raw files is skipped with a message naming the
   files; with `explicit` (the user named the task) that is an error.
   """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds.disable_progress_bar()  # One line per task instead (also under spectrax.train).
   os.makedirs(out, exist_ok=True)
   manifest = read_manifest(out)
   if manifest.get("seed", seed) != seed and not overwrite:
@@ -168,8 +170,6 @@ def main(argv):
 def _main(argv):
   del argv
   _quiet_logs()
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  tfds.disable_progress_bar()
   known = registry.all_tasks()
   extra = user_tasks.load_user_tasks(_USER_TASKS.value) if _USER_TASKS.value else []
   for spec in extra:
