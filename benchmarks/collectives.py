@@ -9,7 +9,9 @@ weights) with accumulation over micro-batches and the chunked loss inside the
 step, then counts every all-gather, all-reduce, reduce-scatter, all-to-all and
 collective-permute per step with `spectrax.training.hlo_stats` (ops inside
 loops multiplied by their trip counts; bytes = each op's payload, the whole
-array gathered or reduced). "head" is the subset whose payload has a
+array gathered or reduced; a bfloat16 collective that XLA:CPU widens to
+float32 is counted as bfloat16, as GPUs and TPUs run it). XLA:CPU emits no
+reduce-scatter: a gradient reduced to its shard shows as an all-reduce. "head" is the subset whose payload has a
 dimension of the vocabulary size: the `[vocab, embed]` embedding/head and its
 gradient (no other array of this model has that dimension unless sharded
 logits were gathered, which would show here too).
@@ -59,7 +61,10 @@ def compile_step(vocab=VOCAB, hidden=HIDDEN, layers=LAYERS, seq=SEQ, batch=BATCH
                     chunk_size=chunk)
   abstract_batch = {k: jax.ShapeDtypeStruct((batch, seq), "float32" if k == "loss_mask" else "int32",
                                             sharding=trainer.batch_sharding) for k in BATCH_KEYS}
-  compiled = trainer.step_fn().lower(trainer.abstract_state(), abstract_batch).compile()
+  # Keep convert pairs, so collectives XLA:CPU widens to float32 are still
+  # recognised as bfloat16 ones (spectrax/training/hlo_stats.py).
+  compiled = trainer.step_fn().lower(trainer.abstract_state(), abstract_batch).compile(
+      compiler_options={"xla_allow_excess_precision": False})
   return compiled, cfg
 
 

@@ -17,6 +17,14 @@ annotation counts once and is reported in ``unknown_trip_counts``. Every
 branch of a ``conditional`` is counted (an upper bound). Async pairs count
 once, at their ``-start``.
 
+Narrow floats on CPU: XLA:CPU has no bfloat16 collectives; its float
+normalization widens them (``convert`` to float32, the collective, ``convert``
+back), while GPU and TPU backends run them in bfloat16. A collective whose
+every operand is such a widening ``convert`` (looked for through fusions and
+layout-only ops) is reported in the narrow dtype, with ``upcast`` set. Compile
+with ``compiler_options={"xla_allow_excess_precision": False}``, or XLA may
+drop a ``convert`` pair (narrowing then widening) and hide it.
+
 How bytes are counted: an op's *payload* is the larger of its operands and
 its result, i.e. the whole array each device ends up with (all-gather) or
 contributes (reduce-scatter, all-reduce, all-to-all, collective-permute).
@@ -39,7 +47,7 @@ _ITEMSIZE = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16": 
              "s4": 0.5, "u4": 0.5}
 _ARRAY = re.compile(r"\b([a-z]+[0-9]*(?:e[0-9]m[0-9][a-z]*)?)\[([0-9,]*)\]")
 _HEADER = re.compile(r"^(ENTRY\s+)?%?([^\s(]+)\s*\(.*\{\s*$")
-_INSTR = re.compile(r"^\s*(?:ROOT\s+)?%?([^\s=]+)\s*=\s*(.*)$")
+_INSTR = re.compile(r"^\s*(ROOT\s+)?%?([^\s=]+)\s*=\s*(.*)$")
 _CALLED = re.compile(r"\b(body|condition|calls|to_apply|true_computation|false_computation)"
                      r"=%?([^\s,}]+)")
 _BRANCHES = re.compile(r"branch_computations=\{([^}]*)\}")
@@ -52,7 +60,9 @@ class Collective:
 
   ``arrays``: the payload's ``(dtype, dims)``; ``bytes``: payload bytes of one
   execution; ``executions``: times it runs per program run (product of the
-  enclosing loops' trip counts); ``computation``: where it sits.
+  enclosing loops' trip counts); ``computation``: where it sits; ``upcast``:
+  the backend widened a narrower float collective to float32 (``arrays`` and
+  ``bytes`` are then in the narrow dtype, see the module doc).
   """
   kind: str
   name: str
@@ -60,6 +70,7 @@ class Collective:
   bytes: int
   executions: int
   computation: str
+  upcast: bool = False
 
   @property
   def dtypes(self) -> tuple[str, ...]:
@@ -96,6 +107,7 @@ def _parse(text: str):
   """Computations as ``{name: [(instr name, shape, opcode, operand names, attrs)]}``, the entry, and shapes."""
   comps: dict[str, list] = {}
   shapes: dict[str, str] = {}
+  roots: dict[str, str] = {}
   entry, current = None, None
   for line in text.splitlines():
     if current is None:
@@ -116,7 +128,7 @@ def _parse(text: str):
     m = _INSTR.match(line)
     if not m:
       continue
-    name, rest = m.group(1), m.group(2)
+    name, rest = m.group(2), m.group(3)
     shape, tail = _split_shape(rest)
     opcode, _, args = tail.partition("(")
     depth, end = 1, len(args)
@@ -128,9 +140,44 @@ def _parse(text: str):
     operands = re.findall(r"%([^\s,)]+)", args[:end])
     shapes[name] = shape
     comps[current].append((name, shape, opcode.strip(), operands, args[end:]))
+    if m.group(1):
+      roots[current] = name
   if entry is None:
     raise ValueError("no ENTRY computation in the HLO text")
-  return comps, entry, shapes
+  return comps, entry, shapes, roots
+
+
+_PASS_THROUGH = ("bitcast", "copy", "transpose", "reshape", "get-tuple-element")
+
+
+def _upcast_from(operands, instrs, roots) -> str | None:
+  """The narrow float dtype if every operand is ``convert(x: narrow)`` to float32, else None.
+
+  Looks through fusions (their root) and layout-only ops (bitcast, copy,
+  transpose, reshape).
+  """
+  found = set()
+  for name in operands:
+    while True:
+      instr = instrs.get(name)
+      if instr is None:
+        return None
+      _, shape, opcode, ins, attrs = instr
+      if opcode == "fusion":
+        m = re.search(r"calls=%?([^\s,}]+)", attrs)
+        name = roots.get(m.group(1)) if m else None
+      elif opcode in _PASS_THROUGH and ins:
+        name = ins[0]
+      elif opcode == "convert" and ins:
+        src = _arrays(instrs[ins[0]][1]) if ins[0] in instrs else []
+        dtypes = {d for d, _ in src}
+        if len(dtypes) != 1 or _ITEMSIZE.get(next(iter(dtypes)), 4) >= 4:
+          return None
+        found |= dtypes
+        break
+      else:
+        return None
+  return found.pop() if len(found) == 1 else None
 
 
 def collectives(hlo_text: str) -> tuple[list[Collective], int]:
@@ -140,7 +187,8 @@ def collectives(hlo_text: str) -> tuple[list[Collective], int]:
   trip count (counted once each: a lower bound then). Each call site of a
   computation counts separately.
   """
-  comps, entry, shapes = _parse(hlo_text)
+  comps, entry, shapes, roots = _parse(hlo_text)
+  instrs = {i[0]: i for ops in comps.values() for i in ops}
   found: list[Collective] = []
   unknown = [0]
 
@@ -156,7 +204,11 @@ def collectives(hlo_text: str) -> tuple[list[Collective], int]:
           # An async start's result is (operands, outputs[, context]).
           result = result[len(ins):]
         payload = max((result, ins), key=_nbytes)
-        found.append(Collective(kind, name, tuple(payload), _nbytes(payload), times, comp))
+        narrow = _upcast_from(operands, instrs, roots)
+        if narrow and all(d == "f32" for d, _ in payload):
+          payload = [(narrow, dims) for _, dims in payload]
+        found.append(Collective(kind, name, tuple(payload), _nbytes(payload), times, comp,
+                                narrow is not None))
       if opcode.endswith("-done"):
         continue
       inner = times
@@ -177,7 +229,7 @@ def collectives(hlo_text: str) -> tuple[list[Collective], int]:
 
 
 def summarize(ops, select=None) -> dict:
-  """Per collective kind: ``ops`` (executions per run), ``static_ops`` (instructions),
+  """Per collective kind: ``ops`` (executions per run), ``static_ops`` (instructions, per call site),
   ``bytes`` (payload bytes per run) and ``bytes_by_dtype``; ``select(op)`` filters."""
   out = {}
   for kind in KINDS:

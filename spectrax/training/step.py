@@ -10,6 +10,7 @@ Logits exist one chunk of positions at a time (`spectrax.models.loss`).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -98,6 +99,8 @@ class Trainer:
     # A State whose leaves are NamedShardings (a pytree prefix for jit).
     self.param_shardings = sharding.shardings(abstract_params, mesh, self.rules)
     self.batch_sharding = batch_sharding(mesh, self.rules)
+    self.batch_shards = math.prod(
+        mesh.shape[a] for a in jax.tree.leaves(tuple(self.batch_sharding.spec[:1])))
     self._step_fn = None
 
   # -- state ---------------------------------------------------------------
@@ -142,11 +145,24 @@ class Trainer:
   # -- the step ------------------------------------------------------------
 
   def _loss(self, params, batch):
-    model = nnx.merge(self.graphdef, params)
-    hidden = model(batch["inputs"], batch["positions"], batch["segment_ids"])
+    # Weight matrices are cast to the compute dtype here, on their FSDP
+    # shards, so every all-gather moves compute-dtype bytes (a cast at each
+    # use would gather the float32 master and cast after). Vectors (norm
+    # scales) stay in their master dtype: they are never gathered in bulk and
+    # the norms compute in float32. The head enters the loss as the master
+    # weight: the loss casts it before its one gather and returns its
+    # gradient in float32.
+    dtype = jnp.dtype(self.model_cfg.dtype)
+    compute = jax.tree.map(
+        lambda p, s: jax.lax.with_sharding_constraint(p.astype(dtype), s)
+        if p.ndim >= 2 and jnp.issubdtype(p.dtype, jnp.floating) else p,
+        params, self.param_shardings)
+    hidden = nnx.merge(self.graphdef, compute)(
+        batch["inputs"], batch["positions"], batch["segment_ids"])
     return chunked_cross_entropy(
-        hidden, model.head(), batch["targets"], batch["loss_mask"],
-        softcap=self.model_cfg.final_logit_softcap, chunk_size=self.chunk_size)
+        hidden, nnx.merge(self.graphdef, params).head(), batch["targets"],
+        batch["loss_mask"], softcap=self.model_cfg.final_logit_softcap,
+        chunk_size=self.chunk_size, batch_shards=self.batch_shards)
 
   def _step(self, state, batch):
     params = state["params"]
