@@ -44,7 +44,7 @@ FSDP, DTYPE = arg("fsdp", 8), arg("dtype", "bfloat16")
 
 def compile_step(vocab=VOCAB, hidden=HIDDEN, layers=LAYERS, seq=SEQ, batch=BATCH,
                  microbatches=MICRO, chunk=CHUNK, fsdp=FSDP, dtype=DTYPE):
-  """(compiled step, model config) of the real train step on a (1, fsdp, 1) mesh of CPU devices."""
+  """(compiled step, trainer) of the real train step on a (1, fsdp, 1) mesh of CPU devices."""
   import jax  # pylint: disable=g-import-not-at-top
   from spectrax.models import ModelConfig  # pylint: disable=g-import-not-at-top
   from spectrax.parallel import sharding  # pylint: disable=g-import-not-at-top
@@ -65,7 +65,7 @@ def compile_step(vocab=VOCAB, hidden=HIDDEN, layers=LAYERS, seq=SEQ, batch=BATCH
   # recognised as bfloat16 ones (spectrax/training/hlo_stats.py).
   compiled = trainer.step_fn().lower(trainer.abstract_state(), abstract_batch).compile(
       compiler_options={"xla_allow_excess_precision": False})
-  return compiled, cfg
+  return compiled, trainer
 
 
 def measure(compiled, cfg, microbatches=MICRO) -> dict:
@@ -89,9 +89,9 @@ def main():
   from spectrax.training import planning  # pylint: disable=g-import-not-at-top
   planning.use_cpu_devices(FSDP)
   t = time.perf_counter()
-  compiled, cfg = compile_step()
+  compiled, trainer = compile_step()
   compile_s = time.perf_counter() - t
-  result = measure(compiled, cfg)
+  result = measure(compiled, trainer.model_cfg)
   for kind, v in result["collectives"].items():
     h = result["head"][kind]
     print(f"{kind:20s} {v['ops']:5d} ops {v['bytes'] / 2**20:10.2f} MiB "
