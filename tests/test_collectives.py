@@ -27,10 +27,10 @@ def test_head_collectives_run_per_micro_batch_not_per_chunk(step):
   result = measure(compiled, trainer.model_cfg, microbatches=MICRO)
   head = result["head"]
   assert result["loops_without_trip_count"] == 0
-  # The loss gathers the head and the embedding lookup the (tied) table; the
-  # old checkpointed chunk loop gathered the head twice per chunk of every
-  # micro-batch (2 * MICRO * CHUNKS = 16). XLA now hoists both gathers out of
-  # the micro-batch loop: once per step each.
+  # The loss gathers the head once for its forward and once for its
+  # backward, and XLA hoists both out of the micro-batch loop; the old
+  # checkpointed chunk loop gathered it twice per chunk of every micro-batch
+  # (2 * MICRO * CHUNKS = 16).
   assert 1 <= head["all-gather"]["ops"] <= MICRO, head
   # Its gradient: one reduction per micro-batch (all-reduce on XLA:CPU,
   # reduce-scatter elsewhere), none per chunk.
