@@ -11,10 +11,11 @@ collective-permute per step with `spectrax.training.hlo_stats` (ops inside
 loops multiplied by their trip counts; bytes = each op's payload, the whole
 array gathered or reduced; a bfloat16 collective that XLA:CPU widens to
 float32 is counted as bfloat16, as GPUs and TPUs run it). XLA:CPU emits no
-reduce-scatter: a gradient reduced to its shard shows as an all-reduce. "head" is the subset whose payload has a
-dimension of the vocabulary size: the `[vocab, embed]` embedding/head and its
-gradient (no other array of this model has that dimension unless sharded
-logits were gathered, which would show here too).
+reduce-scatter: a gradient reduced to its shard shows as an all-reduce.
+"head" is the subset whose payload has a dimension of the vocabulary size: the
+`[vocab, embed]` embedding/head and its gradient (no other array of this model
+has that dimension unless sharded logits were gathered, which would show here
+too).
 
 Ideal volume of the sharding scheme (FSDP, no tensor parallelism): per
 micro-batch every parameter is gathered once for the forward and once for
@@ -48,7 +49,8 @@ def compile_step(vocab=VOCAB, hidden=HIDDEN, layers=LAYERS, seq=SEQ, batch=BATCH
   import jax  # pylint: disable=g-import-not-at-top
   from spectrax.models import ModelConfig  # pylint: disable=g-import-not-at-top
   from spectrax.parallel import sharding  # pylint: disable=g-import-not-at-top
-  from spectrax.training.step import BATCH_KEYS, OptimizerConfig, Trainer, make_optimizer  # pylint: disable=g-import-not-at-top
+  from spectrax.training.step import (  # pylint: disable=g-import-not-at-top
+      BATCH_KEYS, OptimizerConfig, Trainer, make_optimizer)
   cfg = ModelConfig.from_hf(dict(
       model_type="gemma3_text", hidden_size=hidden, intermediate_size=4 * hidden,
       num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64),

@@ -104,7 +104,12 @@ def _split_shape(rest: str) -> tuple[str, str]:
 
 
 def _parse(text: str):
-  """Computations as ``{name: [(instr name, shape, opcode, operand names, attrs)]}``, the entry, and shapes."""
+  """``(computations, entry, shapes, roots)`` of an HLO module.
+
+  ``computations``: ``{name: [(instr, shape, opcode, operand names, attrs)]}``;
+  ``shapes``: instruction or parameter name -> shape text; ``roots``:
+  computation -> its ROOT instruction.
+  """
   comps: dict[str, list] = {}
   shapes: dict[str, str] = {}
   roots: dict[str, str] = {}
