@@ -145,18 +145,23 @@ class Trainer:
   # -- the step ------------------------------------------------------------
 
   def _loss(self, params, batch):
-    # Weight matrices are cast to the compute dtype here, on their FSDP
-    # shards, so every all-gather moves compute-dtype bytes (a cast at each
-    # use would gather the float32 master and cast after). Vectors (norm
-    # scales) stay in their master dtype: they are never gathered in bulk and
-    # the norms compute in float32. The head enters the loss as the master
-    # weight: the loss casts it before its one gather and returns its
-    # gradient in float32.
+    # Weight matrices are cast to the compute dtype here, pinned to their
+    # FSDP shards, so every all-gather moves compute-dtype bytes (a cast at
+    # each use leaves it to sharding propagation whether the cast comes before
+    # or after the gather; for the head it came after). Kept in the master
+    # dtype: vectors (norm scales: small, and the norms compute in float32)
+    # and the embedding table, whose lookup gathers rows, not the table, and
+    # whose gradient, a scatter-add over every token of the batch, should sum
+    # in float32. The head enters the loss as the master weight: the loss
+    # casts it before its one gather and returns its gradient in float32.
     dtype = jnp.dtype(self.model_cfg.dtype)
-    compute = jax.tree.map(
-        lambda p, s: jax.lax.with_sharding_constraint(p.astype(dtype), s)
-        if p.ndim >= 2 and jnp.issubdtype(p.dtype, jnp.floating) else p,
-        params, self.param_shardings)
+
+    def cast(path, p, s):
+      if p.ndim < 2 or not jnp.issubdtype(p.dtype, jnp.floating) or path[0].key == "embed":
+        return p
+      return jax.lax.with_sharding_constraint(p.astype(dtype), s)
+
+    compute = jax.tree_util.tree_map_with_path(cast, params, self.param_shardings)
     hidden = nnx.merge(self.graphdef, compute)(
         batch["inputs"], batch["positions"], batch["segment_ids"])
     return chunked_cross_entropy(
