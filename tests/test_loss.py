@@ -35,12 +35,16 @@ def test_chunked_cross_entropy_matches_full_logits(chunk, softcap):
   assert count == weights.sum()
 
 
-def test_gradients_match_full_logits():
+@pytest.mark.parametrize("softcap,shards", [(None, 1), (3.0, 2)])
+def test_gradients_match_full_logits(softcap, shards):
+  """The hand-written backward (hidden, head and loss weights; soft-cap
+  included; batch split into shards) against autodiff of full logits."""
   hidden, head, targets, weights = arrays()
-  chunked = lambda h, w: chunked_cross_entropy(h, w, targets, weights, chunk_size=8)[0]  # noqa: E731
-  full = lambda h, w: -jnp.sum(full_logprobs(h, w, targets) * weights)  # noqa: E731
-  got = jax.grad(chunked, argnums=(0, 1))(hidden, head)
-  want = jax.grad(full, argnums=(0, 1))(hidden, head)
+  chunked = lambda h, w, m: chunked_cross_entropy(  # noqa: E731
+      h, w, targets, m, softcap=softcap, chunk_size=8, batch_shards=shards)[0]
+  full = lambda h, w, m: -jnp.sum(full_logprobs(h, w, targets, softcap) * m)  # noqa: E731
+  got = jax.grad(chunked, argnums=(0, 1, 2))(hidden, head, weights)
+  want = jax.grad(full, argnums=(0, 1, 2))(hidden, head, weights)
   for g, w in zip(got, want):
     np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-5 * np.abs(w).max())
 

@@ -10,6 +10,7 @@ Logits exist one chunk of positions at a time (`spectrax.models.loss`).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -98,6 +99,8 @@ class Trainer:
     # A State whose leaves are NamedShardings (a pytree prefix for jit).
     self.param_shardings = sharding.shardings(abstract_params, mesh, self.rules)
     self.batch_sharding = batch_sharding(mesh, self.rules)
+    self.batch_shards = math.prod(
+        mesh.shape[a] for a in jax.tree.leaves(tuple(self.batch_sharding.spec[:1])))
     self._step_fn = None
 
   # -- state ---------------------------------------------------------------
@@ -142,11 +145,29 @@ class Trainer:
   # -- the step ------------------------------------------------------------
 
   def _loss(self, params, batch):
-    model = nnx.merge(self.graphdef, params)
-    hidden = model(batch["inputs"], batch["positions"], batch["segment_ids"])
+    # Weight matrices are cast to the compute dtype here, pinned to their
+    # FSDP shards, so every all-gather moves compute-dtype bytes (a cast at
+    # each use leaves it to sharding propagation whether the cast comes before
+    # or after the gather; for the head it came after). Kept in the master
+    # dtype: vectors (norm scales: small, and the norms compute in float32)
+    # and the embedding table, whose lookup gathers rows, not the table, and
+    # whose gradient, a scatter-add over every token of the batch, should sum
+    # in float32. The head enters the loss as the master weight: the loss
+    # casts it before its one gather and returns its gradient in float32.
+    dtype = jnp.dtype(self.model_cfg.dtype)
+
+    def cast(path, p, s):
+      if p.ndim < 2 or not jnp.issubdtype(p.dtype, jnp.floating) or path[0].key == "embed":
+        return p
+      return jax.lax.with_sharding_constraint(p.astype(dtype), s)
+
+    compute = jax.tree_util.tree_map_with_path(cast, params, self.param_shardings)
+    hidden = nnx.merge(self.graphdef, compute)(
+        batch["inputs"], batch["positions"], batch["segment_ids"])
     return chunked_cross_entropy(
-        hidden, model.head(), batch["targets"], batch["loss_mask"],
-        softcap=self.model_cfg.final_logit_softcap, chunk_size=self.chunk_size)
+        hidden, nnx.merge(self.graphdef, params).head(), batch["targets"],
+        batch["loss_mask"], softcap=self.model_cfg.final_logit_softcap,
+        chunk_size=self.chunk_size, batch_shards=self.batch_shards)
 
   def _step(self, state, batch):
     params = state["params"]
