@@ -360,21 +360,23 @@ def test_crash_mid_async_save_restores_a_complete_checkpoint(tmp_path):
 # Corrupted bytes that still decode, and readers.
 
 
-def flip_bytes(step_dir, item="state"):
-  """Flips 16 bytes in the middle of the largest array data file of a step (a
-  bad disk or a partial copy): the file still decodes, the values are wrong
-  (orbax's b-tree files under `state/d` carry a CRC; the zstd-compressed
-  chunks under `state/ocdbt.process_<i>/d` do not)."""
+def flip_bytes(step_dir, item="state", every_file=False):
+  """Flips 16 bytes in the middle of the largest array data file of a step
+  (or of each, with `every_file`): a bad disk or a partial copy. The files
+  still decode, the values are wrong (orbax's b-tree files under `state/d`
+  carry a CRC; the zstd-compressed chunks under `state/ocdbt.process_<i>/d`
+  do not)."""
   files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(step_dir, item))
            for f in fs if os.path.basename(r) == "d"
            and os.path.basename(os.path.dirname(r)).startswith("ocdbt.process_")]
-  target = max(files, key=os.path.getsize)
-  with open(target, "r+b") as f:
-    f.seek(os.path.getsize(target) // 2)
-    data = f.read(16)
-    f.seek(-len(data), 1)
-    f.write(bytes(b ^ 0xFF for b in data))
-  return target
+  targets = files if every_file else [max(files, key=os.path.getsize)]
+  for target in targets:
+    with open(target, "r+b") as f:
+      f.seek(os.path.getsize(target) // 2)
+      data = f.read(16)
+      f.seek(-len(data), 1)
+      f.write(bytes(b ^ 0xFF for b in data))
+  return targets
 
 
 def _tree_listing(root):
