@@ -463,3 +463,26 @@ def test_reader_changes_nothing_and_skips_bad_steps(tmp_path, mesh, caplog):
   assert _tree_listing(tmp_path) == before
   warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
   assert len(warnings) == 1 and "left in place" in warnings[0], warnings
+
+
+def test_reader_during_a_real_save_in_progress(tmp_path, mesh):
+  """The issue's failure: a scorer opening the run while training saves
+  deleted the unfinished save. The writer's save must finish intact."""
+  big = jax.device_put(np.ones((2048, 2048), np.float32),
+                       NamedSharding(mesh, P("data", "model")))
+  small = _big_states(tmp_path, mesh, [1])[1]
+  with Checkpointer(tmp_path, save_every=1, keep=5) as writer:
+    writer.save(2, state={**small, "big": big}, data_iterator=_FakeIterator(2),
+                config_dict=CONFIG)
+    in_flight = [n for n in os.listdir(tmp_path) if "orbax-checkpoint-tmp" in n]
+    with Checkpointer(tmp_path, read_only=True) as reader:
+      params, step = reader.restore_params({"w": _abstract(small)["w"]})
+      assert step == 1
+    for name in in_flight:  # Untouched by the reader (if still writing).
+      assert (tmp_path / name).exists() or (tmp_path / "2").exists()
+    writer.wait()
+  with Checkpointer(tmp_path, read_only=True) as reader:
+    restored, step = reader.restore({**_abstract(small), "big": _abstract({"b": big})["b"]},
+                                    None)
+  assert step == 2
+  np.testing.assert_array_equal(restored["big"], np.ones((2048, 2048), np.float32))
