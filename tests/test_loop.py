@@ -286,3 +286,26 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tiny_suite_dir, tmp_path, ca
   assert any("taking over the lock" in r.getMessage()
              and f"pid {dead.pid}" in r.getMessage() for r in caplog.records)
   assert not os.path.exists(os.path.join(workdir, "train.lock"))
+
+
+def test_cli_resume_past_a_corrupt_checkpoint_warns_once_quietly(tiny_suite_dir, tiny_run,
+                                                                  tmp_path):
+  """The issue: the one warning was buried in ~400 lines and 16 tracebacks of
+  orbax logging. Re-running a finished run whose step 8 is truncated: step 6
+  is used, steps 7-8 retrained, and stderr says so once, without tracebacks."""
+  from conftest import tiny_train_flags  # pylint: disable=g-import-not-at-top
+  workdir = str(shutil.copytree(tiny_run[0], tmp_path / "run"))
+  _truncate_state(os.path.join(workdir, "checkpoints", "8"))
+  proc = subprocess.run(
+      [sys.executable, "-m", "spectrax.train", "--config=configs/tiny.py",
+       f"--workdir={workdir}", *tiny_train_flags(tiny_suite_dir)],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = proc.stdout + proc.stderr
+  assert "Traceback" not in out and "Future exception" not in out, out[-3000:]
+  unreadable = [l for l in out.splitlines() if "is unreadable" in l]
+  assert len(unreadable) == 1 and "checkpoints/8 is unreadable" in unreadable[0], out[-3000:]
+  assert "resumed from step 6" in out
+  with open(os.path.join(workdir, "final_eval.json")) as f:
+    assert json.load(f)["final_eval_loss"] == pytest.approx(
+        tiny_run[1]["final_eval_loss"], rel=1e-6)
