@@ -85,7 +85,7 @@ class Checkpointer:
   """
 
   def __init__(self, directory: str | epath.PathLike, *, save_every: int = 1,
-               keep: int = 1, async_save: bool = True, read_only: bool = False):
+               keep: int = 2, async_save: bool = True, read_only: bool = False):
     if save_every < 1:
       raise ValueError(f"checkpoint save_every={save_every} must be >= 1 "
                        "(steps between checkpoints).")
@@ -207,7 +207,9 @@ class Checkpointer:
       data_iterator: the iterator to `set_state` (a fresh one from the same
         `DataConfig`, same process count); None skips the data (evaluation).
       step: the checkpoint to restore; None means the newest readable one,
-        falling back past unreadable ones (which are then moved aside).
+        falling back past unreadable ones (which are then moved aside, unless
+        read-only). Readable means: orbax restores it, every array matches
+        the checksum recorded when it was saved, and every float is finite.
 
     Returns:
       (state, step restored).
