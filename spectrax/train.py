@@ -6,8 +6,9 @@ r"""Trains a model: `python -m spectrax.train --config=CONFIG --workdir=DIR`.
 
 Restarting with the same workdir resumes from its latest checkpoint and
 continues exactly. SIGTERM saves a checkpoint and exits 0. Metrics go to
-DIR/metrics.jsonl and TensorBoard event files in DIR. A config mistake or a
-non-finite loss prints one `error: ...` line and exits 2.
+DIR/metrics.jsonl and TensorBoard event files in DIR. A config mistake, a
+restart with another model, a workdir another training holds, unreadable
+checkpoints or a non-finite loss print one `error: ...` line and exit 2.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from absl import flags
 from ml_collections import config_flags
 
 from spectrax import cli
+from spectrax.checkpoints.run_dir import RunDirError
+from spectrax.checkpoints.training_state import (CheckpointRestoreError,
+                                                 ProcessCountMismatchError)
+from spectrax.checkpoints.workdir_lock import WorkdirLockedError
 from spectrax.parallel import distributed
 from spectrax.training import loop
 from spectrax.training import run_config
@@ -50,4 +55,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main, expected=(run_config.ConfigError, loop.NonFiniteError))
+  cli.run(main, expected=(run_config.ConfigError, loop.NonFiniteError,
+                          RunDirError, WorkdirLockedError,
+                          CheckpointRestoreError, ProcessCountMismatchError))

@@ -13,7 +13,7 @@ from conftest import tiny_train_config
 from spectrax.checkpoints.loading import load_model
 from spectrax.checkpoints.run_dir import RunDirError
 from spectrax.checkpoints.state_tree import flatten_state
-from spectrax.checkpoints.training_state import Checkpointer
+from spectrax.checkpoints.training_state import CheckpointRestoreError, Checkpointer
 from spectrax.data.tokenizer import load_tokenizer
 from spectrax.models import save_hf
 from spectrax.parallel import sharding
@@ -93,3 +93,39 @@ def test_hf_directory_loads_as_hf_not_as_workdir(tiny_run, tmp_path):
 def test_exactly_one_source(given):
   with pytest.raises(ValueError, match="give exactly one of --hf_checkpoint=DIR and --workdir=DIR"):
     load_model(**given)
+
+
+def test_reader_skips_a_corrupt_newest_step_and_changes_nothing(tiny_run, tmp_path, caplog):
+  """Scoring a copy of a run whose newest step has flipped bytes, while a save
+  is in progress: the reader uses step 6, warns once, and leaves every file
+  (the bad step, the unfinished save) exactly as it was."""
+  import logging  # pylint: disable=g-import-not-at-top
+  from test_training_state import _tree_listing, flip_bytes  # pylint: disable=g-import-not-at-top
+  run = shutil.copytree(tiny_run[0], tmp_path / "run")
+  flip_bytes(run / "checkpoints" / "8", every_file=True)
+  # What `spectrax.train` leaves while it writes step 10.
+  shutil.copytree(run / "checkpoints" / "6",
+                  run / "checkpoints" / "10.orbax-checkpoint-tmp-1764")
+  before = _tree_listing(run)
+  with caplog.at_level(logging.WARNING):
+    loaded = load_model(workdir=str(run))
+  assert loaded.name == "run@6"
+  assert _tree_listing(run) == before
+  warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+  assert len(warnings) == 1, warnings
+  assert f"{run / 'checkpoints' / '8'} is unreadable" in warnings[0]
+  assert "IntegrityError" in warnings[0] and "left in place" in warnings[0]
+  good = load_model(workdir=tiny_run[0], step=6)
+  for (name, a), b in zip(flatten_state(nnx.state(loaded.model, nnx.Param)).items(),
+                          jax.tree.leaves(nnx.state(good.model, nnx.Param))):
+    np.testing.assert_array_equal(jax.device_get(a), jax.device_get(b), err_msg=name)
+
+
+def test_reader_with_only_corrupt_steps_fails_naming_them(tiny_run, tmp_path):
+  from test_training_state import flip_bytes  # pylint: disable=g-import-not-at-top
+  run = shutil.copytree(tiny_run[0], tmp_path / "run")
+  for s in ("4", "6", "8"):
+    flip_bytes(run / "checkpoints" / s, every_file=True)
+  with pytest.raises(CheckpointRestoreError, match=r"step 8 \(.*IntegrityError"):
+    load_model(workdir=str(run))
+  assert sorted(os.listdir(run / "checkpoints")) == ["4", "6", "8"]

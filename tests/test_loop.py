@@ -1,7 +1,10 @@
 """The trainer end to end: resume exactness, preemption, fallbacks, errors."""
 
 import json
+import logging
 import os
+import shutil
+import socket
 import signal
 import subprocess
 import sys
@@ -55,19 +58,35 @@ def test_resume_continues_exactly(tiny_suite_dir, tmp_path, uninterrupted):
   assert resumed["final_eval_loss"] == uninterrupted[1]["final_eval_loss"]
 
 
-def test_corrupt_latest_checkpoint_falls_back(tiny_suite_dir, tmp_path,
-                                               uninterrupted, caplog):
-  workdir = str(tmp_path)
-  c = _config(tiny_suite_dir)
-  train_lib.train(c, workdir, stop_after=6)
-  # Damage step 6: truncate every file of its state.
-  state_dir = os.path.join(workdir, "checkpoints", "6", "state")
-  for root, _, files in os.walk(state_dir):
+def _truncate_state(step_dir):
+  for root, _, files in os.walk(os.path.join(step_dir, "state")):
     for name in files:
       with open(os.path.join(root, name), "r+b") as f:
         f.truncate(3)
-  train_lib.train(c, workdir)
+
+
+def _flip_bytes(step_dir):
+  from test_training_state import flip_bytes  # pylint: disable=g-import-not-at-top
+  flip_bytes(step_dir, every_file=True)
+
+
+@pytest.mark.parametrize("damage", [_truncate_state, _flip_bytes],
+                         ids=["truncated", "flipped bytes"])
+def test_corrupt_latest_checkpoint_falls_back(tiny_suite_dir, tmp_path,
+                                               uninterrupted, caplog, damage):
+  workdir = str(tmp_path)
+  c = _config(tiny_suite_dir)
+  train_lib.train(c, workdir, stop_after=6)
+  damage(os.path.join(workdir, "checkpoints", "6"))
+  with caplog.at_level(logging.WARNING):
+    train_lib.train(c, workdir)
   assert _losses(workdir) == _losses(uninterrupted[0])
+  warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+  # One warning for the bad step, one for moving it aside; none of orbax's.
+  assert len(warnings) == 2, warnings
+  assert "checkpoints/6 is unreadable" in warnings[0]
+  assert "trying the previous one" in warnings[0]
+  assert os.path.isdir(os.path.join(workdir, "checkpoints", "6.corrupt"))
 
 
 def test_sigterm_saves_and_exits_zero(tiny_suite_dir, tmp_path):
@@ -178,3 +197,115 @@ def test_relative_workdir(tiny_suite_dir, tmp_path, monkeypatch):
   resumed = train_lib.train(_config(tiny_suite_dir, num_steps=3, checkpoint_every=1,
                                     eval_every=0), os.path.join("runs", "rel"))
   assert resumed["step"] == 3
+
+
+def _snapshot(workdir):
+  """Bytes of run.json and config.json, and the checkpoint listing."""
+  files = {n: open(os.path.join(workdir, n), "rb").read()
+           for n in ("run.json", "config.json")}
+  return files, sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+
+
+def test_nan_guard_names_the_last_good_checkpoint(tiny_suite_dir, tiny_run,
+                                                  tmp_path, monkeypatch):
+  """Steps are checked one step late; a checkpoint step is checked before
+  it is saved, so the named checkpoint (8) really is good and no
+  non-finite step 9 is saved."""
+  workdir = str(shutil.copytree(tiny_run[0], tmp_path / "run"))
+  from spectrax.training import step as train_step
+  real = train_step.Trainer._loss
+
+  def poisoned(self, params, batch):
+    nll, count = real(self, params, batch)
+    return nll * float("nan"), count
+  monkeypatch.setattr(train_step.Trainer, "_loss", poisoned)
+  c = _config(tiny_suite_dir, num_steps=12, log_every=100, eval_every=0,
+              checkpoint_every=1)
+  with pytest.raises(train_lib.NonFiniteError,
+                     match=r"step 9: the loss or gradient is not finite.*"
+                           r"last good checkpoint is step 8 in"):
+    train_lib.train(c, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "6", "8"]
+  assert not os.path.exists(os.path.join(workdir, "train.lock"))
+
+
+def test_restart_with_another_model_changes_nothing(tiny_suite_dir, tiny_run, tmp_path):
+  workdir = str(shutil.copytree(tiny_run[0], tmp_path / "run"))
+  before = _snapshot(workdir)
+  c = _config(tiny_suite_dir)
+  c.model.hf_config.hidden_size = 48
+  from spectrax.checkpoints.run_dir import RunDirError  # pylint: disable=g-import-not-at-top
+  with pytest.raises(RunDirError, match=r"holds checkpoints of another model "
+                                        r"\(hidden_size: 32 in the run, 48 now"):
+    train_lib.train(c, workdir)
+  assert _snapshot(workdir) == before
+  assert not os.path.exists(os.path.join(workdir, "train.lock"))
+  # The intact run still loads (the issue: scoring failed after such a start).
+  from spectrax.checkpoints.loading import load_model  # pylint: disable=g-import-not-at-top
+  assert load_model(workdir=workdir).name == "run@8"
+
+
+def test_second_training_in_a_workdir_stops_naming_the_holder(tiny_suite_dir, tiny_run,
+                                                              tmp_path):
+  from conftest import tiny_train_flags  # pylint: disable=g-import-not-at-top
+  workdir = str(shutil.copytree(tiny_run[0], tmp_path / "run"))
+  holder = subprocess.Popen(["sleep", "600"])  # a live process on this host
+  try:
+    lock = {"host": socket.gethostname(), "pid": holder.pid,
+            "started": "2026-12-02T10:00:00+00:00"}
+    with open(os.path.join(workdir, "train.lock"), "w") as f:
+      json.dump(lock, f)
+    before = _snapshot(workdir)
+    proc = subprocess.run(
+        [sys.executable, "-m", "spectrax.train", "--config=configs/tiny.py",
+         f"--workdir={workdir}", *tiny_train_flags(tiny_suite_dir)],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+  finally:
+    holder.kill()
+    holder.wait()
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"error: {workdir} is in use by another training "
+                         f"(host {socket.gethostname()}, pid {holder.pid}, "
+                         "started 2026-12-02T10:00:00+00:00)"), last
+  assert "Traceback" not in proc.stderr
+  assert _snapshot(workdir) == before
+  assert json.load(open(os.path.join(workdir, "train.lock"))) == lock
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tiny_suite_dir, tmp_path, caplog):
+  dead = subprocess.Popen(["true"])
+  dead.wait()
+  workdir = str(tmp_path)
+  with open(os.path.join(workdir, "train.lock"), "w") as f:
+    json.dump({"host": socket.gethostname(), "pid": dead.pid,
+               "started": "2026-12-02T10:00:00+00:00"}, f)
+  c = _config(tiny_suite_dir, num_steps=1, eval_every=0)
+  with caplog.at_level(logging.WARNING):
+    assert train_lib.train(c, workdir)["step"] == 1
+  assert any("taking over the lock" in r.getMessage()
+             and f"pid {dead.pid}" in r.getMessage() for r in caplog.records)
+  assert not os.path.exists(os.path.join(workdir, "train.lock"))
+
+
+def test_cli_resume_past_a_corrupt_checkpoint_warns_once_quietly(tiny_suite_dir, tiny_run,
+                                                                  tmp_path):
+  """The issue: the one warning was buried in ~400 lines and 16 tracebacks of
+  orbax logging. Re-running a finished run whose step 8 is truncated: step 6
+  is used, steps 7-8 retrained, and stderr says so once, without tracebacks."""
+  from conftest import tiny_train_flags  # pylint: disable=g-import-not-at-top
+  workdir = str(shutil.copytree(tiny_run[0], tmp_path / "run"))
+  _truncate_state(os.path.join(workdir, "checkpoints", "8"))
+  proc = subprocess.run(
+      [sys.executable, "-m", "spectrax.train", "--config=configs/tiny.py",
+       f"--workdir={workdir}", *tiny_train_flags(tiny_suite_dir)],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = proc.stdout + proc.stderr
+  assert "Traceback" not in out and "Future exception" not in out, out[-3000:]
+  unreadable = [l for l in out.splitlines() if "is unreadable" in l]
+  assert len(unreadable) == 1 and "checkpoints/8 is unreadable" in unreadable[0], out[-3000:]
+  assert "resumed from step 6" in out
+  with open(os.path.join(workdir, "final_eval.json")) as f:
+    assert json.load(f)["final_eval_loss"] == pytest.approx(
+        tiny_run[1]["final_eval_loss"], rel=1e-6)

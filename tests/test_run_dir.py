@@ -94,3 +94,33 @@ def test_the_trainer_writes_this_layout(tiny_run):
               run_dir_lib.FINAL_EVAL_FILE}
   others = set(os.listdir(workdir)) - expected
   assert all(name.startswith("events.out.tfevents") for name in others), others
+
+
+def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path):
+  run = RunDir(str(tmp_path))
+  run.write_run_info(_info())
+  run.write_config('{"a": 1}')
+  assert sorted(os.listdir(tmp_path)) == ["config.json", "run.json"]
+  assert open(run.config_file).read() == '{"a": 1}'
+
+
+def _with_checkpoint(tmp_path, info):
+  run = RunDir(str(tmp_path))
+  run.write_run_info(info)
+  os.makedirs(os.path.join(run.checkpoints, "5.orbax-checkpoint-tmp-1"))
+  return run
+
+
+def test_restart_may_change_only_runtime_fields(tmp_path):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  run = _with_checkpoint(tmp_path, _info())
+  cfg = _info().model_config
+  other = dataclasses.replace(cfg, hidden_size=cfg.hidden_size * 2)
+  run.check_resumable(other)  # Only an unfinished save: nothing to protect.
+  os.makedirs(os.path.join(run.checkpoints, "4"))
+  run.check_resumable(dataclasses.replace(cfg, dtype="bfloat16",
+                                          remat_policy="full"))
+  with pytest.raises(RunDirError, match=rf"{tmp_path} holds checkpoints of another "
+                     rf"model \(hidden_size: {cfg.hidden_size} in the run, "
+                     rf"{cfg.hidden_size * 2} now; .*Nothing was changed"):
+    run.check_resumable(other)

@@ -355,3 +355,134 @@ def test_crash_mid_async_save_restores_a_complete_checkpoint(tmp_path):
     restored, step = ckpt.restore(abstract, _FakeIterator())
     assert step == (1 if interrupted else 2)
     np.testing.assert_array_equal(restored["w"], np.ones(4))
+
+
+# Corrupted bytes that still decode, and readers.
+
+
+def flip_bytes(step_dir, item="state", every_file=False):
+  """Flips 16 bytes in the middle of the largest array data file of a step
+  (or of each, with `every_file`): a bad disk or a partial copy. The files
+  still decode, the values are wrong (orbax's b-tree files under `state/d`
+  carry a CRC; the zstd-compressed chunks under `state/ocdbt.process_<i>/d`
+  do not)."""
+  files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(step_dir, item))
+           for f in fs if os.path.basename(r) == "d"
+           and os.path.basename(os.path.dirname(r)).startswith("ocdbt.process_")]
+  targets = files if every_file else [max(files, key=os.path.getsize)]
+  for target in targets:
+    with open(target, "r+b") as f:
+      f.seek(os.path.getsize(target) // 2)
+      data = f.read(16)
+      f.seek(-len(data), 1)
+      f.write(bytes(b ^ 0xFF for b in data))
+  return targets
+
+
+def _tree_listing(root):
+  """Every path under `root` with its size and mtime: "nothing changed"."""
+  return sorted((os.path.relpath(os.path.join(r, f), root),
+                 os.path.getsize(os.path.join(r, f)),
+                 os.stat(os.path.join(r, f)).st_mtime_ns)
+                for r, ds, fs in os.walk(root) for f in fs + ds)
+
+
+def _big_states(directory, mesh, steps):
+  """A 256x256 float32 weight per step: its compressed chunks dominate the
+  array files, so `flip_bytes` hits array data, not orbax's index."""
+  states = {}
+  with Checkpointer(directory, save_every=1, keep=5) as ckpt:
+    for s in steps:
+      w = np.random.default_rng(s).standard_normal((256, 256), np.float32)
+      states[s] = {"w": jax.device_put(w, NamedSharding(mesh, P("data", "model"))),
+                   "step": s}
+      ckpt.save(s, state=states[s], data_iterator=_FakeIterator(s),
+                config_dict=CONFIG)
+  return states
+
+
+def test_flipped_bytes_are_caught_and_set_aside(tmp_path, mesh, caplog):
+  states = _big_states(tmp_path, mesh, [1, 2])
+  assert (tmp_path / "2" / "integrity").is_dir()
+  flip_bytes(tmp_path / "2")
+  it = _FakeIterator()
+  with Checkpointer(tmp_path, save_every=1, keep=5) as ckpt:
+    with caplog.at_level(logging.WARNING):
+      restored, step = ckpt.restore(_abstract(states[2]), it)
+    assert step == 1 and it.position == 1
+    _assert_state_equal(restored, states[1])
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno >= logging.WARNING]
+    # One warning for the bad step (and one for moving it), nothing of orbax's.
+    assert len(warnings) == 2, warnings
+    assert f"{tmp_path / '2'} is unreadable" in warnings[0]
+    # The bytes still decoded (into NaN here; test_integrity.py has values
+    # that stay finite).
+    assert "IntegrityError: w " in warnings[0]
+    assert (tmp_path / "2.corrupt").is_dir() and ckpt.all_steps() == [1]
+
+
+def test_checkpoint_without_checksums_loads_and_is_checked_for_nan(tmp_path, mesh):
+  states = _save_steps(tmp_path, mesh, [1, 2])
+  for s in ("1", "2"):  # As written before checksums existed.
+    shutil.rmtree(tmp_path / s / "integrity")
+  with Checkpointer(tmp_path, read_only=True) as ckpt:
+    restored, step = ckpt.restore(_abstract(states[2]), None)
+  assert step == 2
+  _assert_state_equal(restored, states[2])
+
+
+def test_nonfinite_state_is_refused(tmp_path, mesh):
+  state = _train_state(mesh)
+  state["params"]["embed"] = state["params"]["embed"] * jnp.nan
+  good = _train_state(mesh)
+  with Checkpointer(tmp_path, save_every=1, keep=5) as ckpt:
+    ckpt.save(1, state=good, data_iterator=_FakeIterator(1), config_dict=CONFIG)
+    ckpt.save(2, state=state, data_iterator=_FakeIterator(2), config_dict=CONFIG)
+    ckpt.wait()
+    _, step = ckpt.restore(_abstract(good), None)
+  assert step == 1
+
+
+def test_reader_changes_nothing_and_skips_bad_steps(tmp_path, mesh, caplog):
+  states = _big_states(tmp_path, mesh, [1, 2])
+  flip_bytes(tmp_path / "2")
+  # A save in progress by the training (orbax's unfinished step directory).
+  shutil.copytree(tmp_path / "1", tmp_path / "3.orbax-checkpoint-tmp-1764")
+  before = _tree_listing(tmp_path)
+  abstract = {"w": _abstract(states[1])["w"]}
+  with caplog.at_level(logging.WARNING):
+    with Checkpointer(tmp_path, read_only=True) as ckpt:
+      assert ckpt.all_steps() == [1, 2]
+      params, step = ckpt.restore_params(abstract)
+      with pytest.raises(ValueError, match="read-only"):
+        ckpt.save(4, state=states[1], data_iterator=_FakeIterator(),
+                  config_dict=CONFIG)
+  assert step == 1
+  np.testing.assert_array_equal(params["w"], states[1]["w"])
+  assert _tree_listing(tmp_path) == before
+  warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+  assert len(warnings) == 1 and "left in place" in warnings[0], warnings
+
+
+def test_reader_during_a_real_save_in_progress(tmp_path, mesh):
+  """The issue's failure: a scorer opening the run while training saves
+  deleted the unfinished save. The writer's save must finish intact."""
+  big = jax.device_put(np.ones((2048, 2048), np.float32),
+                       NamedSharding(mesh, P("data", "model")))
+  small = _big_states(tmp_path, mesh, [1])[1]
+  with Checkpointer(tmp_path, save_every=1, keep=5) as writer:
+    writer.save(2, state={**small, "big": big}, data_iterator=_FakeIterator(2),
+                config_dict=CONFIG)
+    in_flight = [n for n in os.listdir(tmp_path) if "orbax-checkpoint-tmp" in n]
+    with Checkpointer(tmp_path, read_only=True) as reader:
+      params, step = reader.restore_params({"w": _abstract(small)["w"]})
+      assert step == 1
+    for name in in_flight:  # Untouched by the reader (if still writing).
+      assert (tmp_path / name).exists() or (tmp_path / "2").exists()
+    writer.wait()
+  with Checkpointer(tmp_path, read_only=True) as reader:
+    restored, step = reader.restore({**_abstract(small), "big": _abstract({"b": big})["b"]},
+                                    None)
+  assert step == 2
+  np.testing.assert_array_equal(restored["big"], np.ones((2048, 2048), np.float32))

@@ -40,6 +40,9 @@ def load_model(hf_checkpoint: str | None = None, workdir: str | None = None,
   Raises:
     RunDirError: `workdir` has no readable run.json (the message says why).
     FileNotFoundError: no checkpoint (or not `step`) in the workdir.
+    CheckpointRestoreError: no checkpoint (or not `step`) could be read, or
+      its bytes no longer match their checksums; a newer bad step is skipped
+      with one warning (and left in place) when `step` is None.
   """
   if (hf_checkpoint is None) == (workdir is None):
     raise ValueError("give exactly one of --hf_checkpoint=DIR and "
@@ -60,9 +63,10 @@ def _from_workdir(workdir, step, mesh, rules, overrides) -> LoadedModel:
   # Named as the trainer saved them (`params.…`); the optimizer state (twice
   # the parameters) is not read.
   abstract = {"params": abstract_params}
-  ckpt = Checkpointer(run.checkpoints, save_every=1, keep=1_000_000)
-  flat, restored = ckpt.restore_params(flatten_state(abstract), step=step)
-  ckpt.close()
+  # Read-only: the run may be training right now; a reader that cleaned up
+  # "leftover" tmp directories or renamed a bad step would break its saves.
+  with Checkpointer(run.checkpoints, read_only=True) as ckpt:
+    flat, restored = ckpt.restore_params(flatten_state(abstract), step=step)
   params = unflatten_state(flat, abstract)["params"]
   return LoadedModel(nnx.merge(graphdef, params),
                      load_tokenizer(run.tokenizer_path(info)), info.template,

@@ -10,6 +10,7 @@
     DIR/events.out.tfevents.*  the same numbers for TensorBoard
     DIR/first_eval.json     held-out loss before the first step
     DIR/final_eval.json     the summary of a finished run
+    DIR/train.lock          while a training runs: its host, pid, start time
 
 The trainer writes it and `spectrax.load_model` reads it; both go through
 `RunDir`, so a renamed file cannot leave the two disagreeing.
@@ -30,6 +31,21 @@ TOKENIZER_DIR = "tokenizer"
 METRICS_FILE = "metrics.jsonl"
 FIRST_EVAL_FILE = "first_eval.json"
 FINAL_EVAL_FILE = "final_eval.json"
+
+
+# ModelConfig fields a restart may change: they do not change the arrays.
+RUNTIME_FIELDS = ("dtype", "attention_backend", "remat_policy")
+
+
+def write_atomic(path: str, text: str) -> None:
+  """Writes `text` to `path` through a temporary file and a rename, so
+  readers see the old file or the new one, never half of one."""
+  tmp = f"{path}.tmp.{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
 
 
 class RunDirError(ValueError):
@@ -92,8 +108,18 @@ class RunDir:
     return os.path.join(self.path, info.tokenizer)
 
   def write_run_info(self, info: RunInfo) -> None:
-    with open(self.run_file, "w") as f:
-      json.dump(info.to_json(), f, indent=1)
+    """run.json, atomically: a crash mid-write leaves the old one whole."""
+    write_atomic(self.run_file, json.dumps(info.to_json(), indent=1))
+
+  def write_config(self, text: str) -> None:
+    """config.json (the full run config, for people), atomically."""
+    write_atomic(self.config_file, text)
+
+  def has_checkpoints(self) -> bool:
+    """Whether any finalized checkpoint step exists (a digits-only name;
+    orbax's unfinished saves are `<step>.orbax-checkpoint-tmp*`)."""
+    return os.path.isdir(self.checkpoints) and any(
+        n.isdigit() for n in os.listdir(self.checkpoints))
 
   def read_run_info(self) -> RunInfo:
     """run.json, or a RunDirError that names the file and the fix."""
@@ -120,6 +146,33 @@ class RunDir:
     return RunInfo(template=raw["template"], tokenizer=raw["tokenizer"],
                    tokenizer_source=raw["tokenizer_source"],
                    model_config=model_config)
+
+  def check_resumable(self, model_config: ModelConfig) -> None:
+    """Raises RunDirError when this run's checkpoints were trained with
+    another model than `model_config` (runtime fields may differ).
+
+    Called before a restart writes anything, so a mistaken restart leaves
+    run.json, config.json and the checkpoints as they were. A run without
+    checkpoints may change anything; an unreadable run.json is left to the
+    restore, which compares the arrays themselves.
+    """
+    if not self.has_checkpoints():
+      return
+    try:
+      saved = self.read_run_info().model_config
+    except RunDirError:
+      return
+    differ = [f"{f.name}: {getattr(saved, f.name)!r} in the run, "
+              f"{getattr(model_config, f.name)!r} now"
+              for f in dataclasses.fields(ModelConfig)
+              if f.name not in RUNTIME_FIELDS
+              and getattr(saved, f.name) != getattr(model_config, f.name)]
+    if differ:
+      raise RunDirError(
+          f"{self.path} holds checkpoints of another model ({'; '.join(differ)}"
+          f"; from {self.run_file}). Restart with the run's own config "
+          f"(saved in {self.config_file}), or pass a new --workdir to train "
+          "this model from scratch. Nothing was changed.")
 
   def _damaged(self, what: str) -> RunDirError:
     return RunDirError(

@@ -9,16 +9,26 @@ One step directory per checkpoint, written by orbax's `CheckpointManager`:
 Orbax writes a step into `<step>.orbax-checkpoint-tmp*` and renames it when
 every item is committed (on GCS it writes `commit_success.txt` instead), so a
 crash mid-save leaves no step directory and the previous checkpoint stays the
-latest; leftover tmp directories are deleted when a `Checkpointer` opens.
+latest; leftover tmp directories are deleted when a writing `Checkpointer`
+opens (the workdir lock makes it the only writer).
+
+  <directory>/<step>/integrity/  checksums of the state's arrays (integrity.py)
 
 A finalized checkpoint can still be unreadable (a truncated file, a deleted
-item, a disk error). `restore` then warns, falls back to the next older one,
-and moves the unreadable newer ones aside (`<step>.corrupt`) so training
-resumed from the older step can checkpoint those steps again.
+item, a disk error) or hold corrupted bytes that still decode (caught by the
+checksums and a finiteness check). `restore` then warns once, falls back to
+the next older one, and moves the bad newer ones aside (`<step>.corrupt`) so
+training resumed from the older step can checkpoint those steps again.
+
+A `read_only` Checkpointer (scoring, evaluation, export reading a run that may
+be training right now) creates, deletes and renames nothing: it ignores
+unfinished saves and skips bad steps without moving them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import os
@@ -30,11 +40,12 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from spectrax.checkpoints import integrity
 from spectrax.parallel import distributed
 
 log = logging.getLogger(__name__)
 
-STATE, DATA, CONFIG = "state", "data", "config"
+STATE, DATA, CONFIG, INTEGRITY = "state", "data", "config", "integrity"
 CORRUPT_SUFFIX = ".corrupt"
 
 T = TypeVar("T")
@@ -73,8 +84,8 @@ class Checkpointer:
   process exits, or the last save is lost (left as a tmp directory).
   """
 
-  def __init__(self, directory: str | epath.PathLike, *, save_every: int,
-               keep: int, async_save: bool = True):
+  def __init__(self, directory: str | epath.PathLike, *, save_every: int = 1,
+               keep: int = 2, async_save: bool = True, read_only: bool = False):
     if save_every < 1:
       raise ValueError(f"checkpoint save_every={save_every} must be >= 1 "
                        "(steps between checkpoints).")
@@ -87,14 +98,28 @@ class Checkpointer:
     self.directory = epath.Path(directory)
     self.save_every = save_every
     self.keep = keep
-    self._manager = ocp.CheckpointManager(
+    self.read_only = read_only
+    if read_only and not self.directory.exists():
+      raise FileNotFoundError(
+          f"no checkpoint directory {self.directory}; point to the "
+          "checkpoints of a `python -m spectrax.train` run.")
+    # A reader's manager warns that it is read-only: noise, we asked for it.
+    with _quiet_orbax() if read_only else contextlib.nullcontext():
+      self._manager = self._open_manager(async_save)
+
+  def _open_manager(self, async_save: bool) -> ocp.CheckpointManager:
+    read_only = self.read_only
+    return ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
-            create=True,
+            create=not read_only,
             # Interrupted saves of earlier runs: never listed, so just litter.
-            cleanup_tmp_directories=True,
+            # A reader must leave them: one may be a save in progress.
+            cleanup_tmp_directories=not read_only,
+            read_only=read_only,
+            save_root_metadata=not read_only,
             enable_async_checkpointing=async_save,
-            preservation_policy=ocp.checkpoint_managers.LatestN(n=keep)))
+            preservation_policy=ocp.checkpoint_managers.LatestN(n=self.keep)))
 
   # Saving.
 
@@ -116,6 +141,9 @@ class Checkpointer:
       True if a save was started; False when off schedule or `step` is
       already saved (a forced final save right after a scheduled one).
     """
+    if self.read_only:
+      raise ValueError(f"this Checkpointer of {self.directory} is read-only; "
+                       "open it with read_only=False to save.")
     if not force and step % self.save_every:
       return False
     if step in self._manager.all_steps():
@@ -132,6 +160,8 @@ class Checkpointer:
         DATA: grain.checkpoint.CheckpointSave(
             _IteratorSnapshot(data_iterator.get_state())),
         CONFIG: ocp.args.JsonSave(dict(config_dict)),
+        # Saved inside the same step directory, so it is finalized with it.
+        INTEGRITY: ocp.args.JsonSave(integrity.record(state)),
     })
     # Our schedule decided; orbax's own policy would skip steps at or below
     # its cached latest step.
@@ -177,7 +207,9 @@ class Checkpointer:
       data_iterator: the iterator to `set_state` (a fresh one from the same
         `DataConfig`, same process count); None skips the data (evaluation).
       step: the checkpoint to restore; None means the newest readable one,
-        falling back past unreadable ones (which are then moved aside).
+        falling back past unreadable ones (which are then moved aside, unless
+        read-only). Readable means: orbax restores it, every array matches
+        the checksum recorded when it was saved, and every float is finite.
 
     Returns:
       (state, step restored).
@@ -192,10 +224,12 @@ class Checkpointer:
       if data_iterator is not None:
         self._check_data_files(s)
         args[DATA] = grain.checkpoint.CheckpointRestore(data_iterator)
-      return self._manager.restore(s, args=ocp.args.Composite(**args))[STATE]
+      state = self._manager.restore(s, args=ocp.args.Composite(**args))[STATE]
+      integrity.verify(state, self._recorded_checksums(s))
+      return state
 
     return self._restore_with_fallback(step, load, "state and data",
-                                       set_aside=True)
+                                       set_aside=not self.read_only)
 
   def restore_params(self, abstract_params: dict[str, Any],
                      step: int | None = None) -> tuple[dict[str, Any], int]:
@@ -211,7 +245,9 @@ class Checkpointer:
     def load(s: int):
       args = ocp.args.PyTreeRestore(item=abstract_params, restore_args=restore_args,
                                     partial_restore=True)
-      return self._manager.restore(s, args=ocp.args.Composite(**{STATE: args}))[STATE]
+      params = self._manager.restore(s, args=ocp.args.Composite(**{STATE: args}))[STATE]
+      integrity.verify(params, self._recorded_checksums(s))
+      return params
 
     return self._restore_with_fallback(step, load, "parameters", set_aside=False)
 
@@ -224,6 +260,14 @@ class Checkpointer:
 
     return self._restore_with_fallback(step, load, "config",
                                        set_aside=False)[0]
+
+  def _recorded_checksums(self, step: int) -> dict | None:
+    """The checksums saved with `step`; None for checkpoints written before
+    spectrax recorded them (those get the finiteness check only)."""
+    if not (self.directory / str(step) / INTEGRITY).exists():
+      return None
+    args = ocp.args.Composite(**{INTEGRITY: ocp.args.JsonRestore()})
+    return self._manager.restore(step, args=args)[INTEGRITY]
 
   # Fallback machinery.
 
@@ -244,7 +288,8 @@ class Checkpointer:
     candidates = [step] if step is not None else steps[::-1]
     failures: list[tuple[int, str]] = []
     for s in candidates:
-      result, error = _attempt(lambda: load(s))  # pylint: disable=cell-var-from-loop
+      with _quiet_orbax():
+        result, error = _attempt(lambda: load(s))  # pylint: disable=cell-var-from-loop
       # Every process restores the same step (best effort across hosts: orbax
       # ends a restore with a barrier, so a process whose read fails can leave
       # the others waiting there until it times out).
@@ -255,7 +300,9 @@ class Checkpointer:
       error = error or "failed on another process"
       log.warning("checkpoint %s is unreadable (restoring its %s failed): %s%s",
                   self.directory / str(s), what, error,
-                  "; trying the previous one" if s != candidates[-1] else "")
+                  ("; trying the previous one" if s != candidates[-1] else "")
+                  + (" (left in place: this reader changes nothing)"
+                     if self.read_only else ""))
       failures.append((s, error))
     tried = "\n".join(f"  step {s} ({self.directory / str(s)}): {e}"
                       for s, e in failures)
@@ -310,6 +357,26 @@ class Checkpointer:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
       multihost_utils.sync_global_devices("spectrax_checkpoint_set_aside")
     self._manager.reload()
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+  """Silences orbax's (absl) and tensorstore's own logging during one restore
+  attempt: a failed attempt makes them log hundreds of lines and tracebacks
+  that bury the one warning `_restore_with_fallback` gives per bad step."""
+  loggers = [logging.getLogger(n)
+             for n in ("absl", "orbax", "tensorstore", "asyncio")]
+  levels = [l.level for l in loggers]
+  for l in loggers:
+    l.setLevel(logging.CRITICAL + 1)
+  try:
+    yield
+  finally:
+    # A failed tensorstore read leaves futures whose errors asyncio logs when
+    # they are collected: collect them now, while the loggers are quiet.
+    gc.collect()
+    for l, level in zip(loggers, levels):
+      l.setLevel(level)
 
 
 def _attempt(fn: Callable[[], T]) -> tuple[T | None, str | None]:

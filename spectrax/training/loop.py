@@ -11,7 +11,9 @@ exactly. The run directory's layout is `spectrax.checkpoints.run_dir`.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 
 from absl import logging
 import jax
@@ -19,6 +21,7 @@ from flax import nnx
 
 from spectrax.checkpoints.state_tree import flatten_state, unflatten_state
 from spectrax.checkpoints.training_state import Checkpointer
+from spectrax.checkpoints.workdir_lock import WorkdirLock, WorkdirLockedError
 from spectrax.data.pipeline import (empty_batch, local_iterator,
                                     make_global_batch, shard_pipelines)
 from spectrax.models import init_model, load_hf, transfer_special_tokens
@@ -26,7 +29,7 @@ from spectrax.parallel import distributed
 from spectrax.training import run_config
 from spectrax.training.metrics_log import MetricsWriter, Progress, StepTimer
 from spectrax.training.preemption import PreemptionGuard
-from spectrax.training.run_setup import RunSetup, say, set_up
+from spectrax.training.run_setup import RunSetup, say, set_up, write_run_files
 from spectrax.training.step import BATCH_KEYS, Trainer, make_optimizer
 from spectrax.training.throughput import ThroughputWindow, peak_flops_total
 
@@ -85,13 +88,35 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
   """
   run_config.validate(c)
   stop_after = stop_after or c.train.get("stop_after", 0) or None
-  run = _Run(c, set_up(c, workdir))
-  with PreemptionGuard() as guard:
-    while run.step < run.num_steps and run.train_step():
-      if guard.should_stop(run.step) or run.step == stop_after:
-        run.stop_early()
-        break
-  return run.finish()
+  with _hold_workdir(workdir):
+    run = _Run(c, set_up(c, workdir))
+    with PreemptionGuard() as guard:
+      while run.step < run.num_steps and run.train_step():
+        if guard.should_stop(run.step) or run.step == stop_after:
+          run.stop_early()
+          break
+    return run.finish()
+
+
+@contextlib.contextmanager
+def _hold_workdir(workdir: str):
+  """Process 0 locks the run directory for the whole run; when it cannot,
+  every process stops (agreed, so none is left waiting in a collective)."""
+  os.makedirs(workdir, exist_ok=True)
+  lock = WorkdirLock(workdir)
+  error = None
+  if distributed.is_primary():
+    try:
+      lock.acquire()
+    except WorkdirLockedError as e:
+      error = e
+  if not distributed.all_processes(error is None):
+    raise error or WorkdirLockedError(
+        f"process 0 could not lock {workdir}; its error names the holder.")
+  try:
+    yield
+  finally:
+    lock.release()
 
 
 class _Run:
@@ -114,6 +139,8 @@ class _Run:
                              keep=c.train.keep_checkpoints)
     self._config_dict = json.loads(c.to_json_best_effort())
     self.state, self.step = self._restore_or_init()
+    # The run has really started: only now may it (re)write its files.
+    write_run_files(c, setup)
     self.step_fn = self.trainer.step_fn()
     self.eval_fn = self.trainer.eval_fn()
     self.writer = MetricsWriter(setup.run_dir.path, is_primary=self.primary)
@@ -248,15 +275,27 @@ class _Run:
         f"step {step}: the loss or gradient is not finite (loss="
         f"{float(jax.device_get(metrics['loss']))}, grad_norm="
         f"{float(jax.device_get(metrics['grad_norm']))}). The last good "
-        f"checkpoint is step {self.ckpt.latest_step()} in "
+        f"checkpoint is step {self._last_good_step(step)} in "
         f"{self.ckpt.directory}. Lower optimizer.learning_rate, check the "
         "data, or set --config.train.skip_nonfinite_steps=true to skip such "
         "steps.")
+
+  def _last_good_step(self, bad_step: int) -> int | None:
+    """The newest checkpoint before `bad_step`: `save` checks the pending
+    step before saving, so no checkpoint holds a non-finite state."""
+    good = [s for s in self.ckpt.all_steps() if s < bad_step]
+    return good[-1] if good else None
 
   # -- checkpoints, preemption and the end -----------------------------------
 
   def save(self, force: bool = False) -> bool:
     """A checkpoint of this step, on the `checkpoint_every` schedule or forced."""
+    if self.pending is not None and (
+        force or self.step % self.c.train.checkpoint_every == 0):
+      # The step's finiteness is otherwise read one step late; a checkpoint
+      # must never hold a state the NaN guard is about to reject.
+      self.skipped += self._check_finite(*self.pending)
+      self.pending = None
     return self.ckpt.save(self.step, state=flatten_state(self.state),
                           data_iterator=self.data_iter,
                           config_dict=self._config_dict, force=force)

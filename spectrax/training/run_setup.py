@@ -1,9 +1,12 @@
 """Everything a training run needs before it has a train state.
 
 `set_up` makes sure the suite exists, opens this process's data shards,
-writes the run directory's config.json, run.json and tokenizer copy, builds
-the mesh and decides the number of steps. Mistakes in the config surface
-here as `run_config.ConfigError`, before anything is compiled.
+checks a restart against the run it continues, builds the mesh and decides
+the number of steps. Mistakes in the config surface here as
+`run_config.ConfigError` (or `RunDirError`), before anything is compiled and
+before anything in the run directory changes: `write_run_files` writes
+config.json, run.json and the tokenizer copy once the run has really started
+(its state restored or initialised).
 """
 
 from __future__ import annotations
@@ -48,14 +51,10 @@ class RunSetup:
 
 
 def set_up(c, workdir: str) -> RunSetup:
-  """Builds the suite if asked, opens the data, writes config.json and
-  run.json, builds the mesh."""
+  """Builds the suite if asked, opens the data, checks a restart against the
+  existing run, builds the mesh; writes nothing in the run directory."""
   ensure_suite(c)
   run_dir = RunDir(workdir)
-  os.makedirs(workdir, exist_ok=True)
-  if distributed.is_primary():
-    with open(run_dir.config_file, "w") as f:
-      f.write(c.to_json_best_effort(indent=1))
   tokenizer = run_config.tokenizer_path(c)
   data_cfg = run_config.data_config(c, tokenizer=tokenizer)
   try:
@@ -66,8 +65,7 @@ def set_up(c, workdir: str) -> RunSetup:
   pipeline = pipelines[0]
   pipeline.check_fits()
   model_cfg = run_config.model_config(c, pipeline.tokenizer.vocab_size)
-  if distributed.is_primary():
-    _write_run_info(c, run_dir, pipeline, model_cfg)
+  run_dir.check_resumable(model_cfg)
   try:
     mesh = sharding.make_mesh(c.mesh.to_dict())
   except ValueError as e:
@@ -79,11 +77,20 @@ def set_up(c, workdir: str) -> RunSetup:
                   _num_steps(c, pipeline, data_cfg))
 
 
-def _write_run_info(c, run_dir: RunDir, pipeline: Pipeline,
-                    model_cfg: ModelConfig) -> None:
+def write_run_files(c, setup: RunSetup) -> None:
+  """config.json, run.json and the tokenizer copy (process 0), atomically.
+
+  Called once the state is restored or initialised: a start that fails
+  before that (a changed model, an unreadable checkpoint) changes nothing.
+  """
+  if not distributed.is_primary():
+    return
+  run_dir, pipeline = setup.run_dir, setup.pipelines[0]
+  run_dir.write_config(c.to_json_best_effort(indent=1))
   # The run directory carries its tokenizer: it can be moved or copied
   # (from a pod to a workstation) and still load (spectrax.load_model).
   copy = snapshot_tokenizer(pipeline.tokenizer_path, run_dir.tokenizer_dir)
+  model_cfg = setup.model_cfg
   run_dir.write_run_info(RunInfo(
       template=c.data.template,
       tokenizer=os.path.relpath(copy, run_dir.path),
