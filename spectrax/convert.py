@@ -22,6 +22,7 @@ from spectrax import cli
 from spectrax.checkpoints import convert_weights
 from spectrax.checkpoints.run_dir import RunDirError
 from spectrax.checkpoints.training_state import CheckpointRestoreError
+from spectrax.models.config import HFCheckpointError
 
 _FROM_HF = flags.DEFINE_string("from_hf", None, "HF model directory (config.json + safetensors).")
 _FROM_SPECTRAX = flags.DEFINE_string("from_spectrax", None,
@@ -81,4 +82,4 @@ def main(argv):
 
 if __name__ == "__main__":
   cli.run(main, expected=(convert_weights.ConvertError, FileNotFoundError, RunDirError,
-                          CheckpointRestoreError))
+                          CheckpointRestoreError, HFCheckpointError))

@@ -21,6 +21,8 @@ from spectrax.checkpoints.run_dir import RunDirError
 from spectrax.checkpoints.training_state import (CheckpointRestoreError,
                                                  ProcessCountMismatchError)
 from spectrax.checkpoints.workdir_lock import WorkdirLockedError
+from spectrax.data.suite_reader import SuiteError
+from spectrax.models.config import HFCheckpointError
 from spectrax.parallel import distributed
 from spectrax.training import loop
 from spectrax.training import run_config
@@ -57,4 +59,5 @@ def main(argv):
 if __name__ == "__main__":
   cli.run(main, expected=(run_config.ConfigError, loop.NonFiniteError,
                           RunDirError, WorkdirLockedError,
-                          CheckpointRestoreError, ProcessCountMismatchError))
+                          CheckpointRestoreError, ProcessCountMismatchError,
+                          SuiteError, HFCheckpointError))
