@@ -102,7 +102,7 @@ def test_reader_skips_a_corrupt_newest_step_and_changes_nothing(tiny_run, tmp_pa
   import logging  # pylint: disable=g-import-not-at-top
   from test_training_state import _tree_listing, flip_bytes  # pylint: disable=g-import-not-at-top
   run = shutil.copytree(tiny_run[0], tmp_path / "run")
-  flip_bytes(run / "checkpoints" / "8", every_file=True)
+  flip_bytes(run / "checkpoints" / "8", every_file=True, spread=32)
   # What `spectrax.train` leaves while it writes step 10.
   shutil.copytree(run / "checkpoints" / "6",
                   run / "checkpoints" / "10.orbax-checkpoint-tmp-1764")
@@ -125,7 +125,7 @@ def test_reader_with_only_corrupt_steps_fails_naming_them(tiny_run, tmp_path):
   from test_training_state import flip_bytes  # pylint: disable=g-import-not-at-top
   run = shutil.copytree(tiny_run[0], tmp_path / "run")
   for s in ("4", "6", "8"):
-    flip_bytes(run / "checkpoints" / s, every_file=True)
+    flip_bytes(run / "checkpoints" / s, every_file=True, spread=32)
   with pytest.raises(CheckpointRestoreError, match=r"step 8 \(.*IntegrityError"):
     load_model(workdir=str(run))
   assert sorted(os.listdir(run / "checkpoints")) == ["4", "6", "8"]

@@ -360,7 +360,7 @@ def test_crash_mid_async_save_restores_a_complete_checkpoint(tmp_path):
 # Corrupted bytes that still decode, and readers.
 
 
-def flip_bytes(step_dir, item="state", every_file=False):
+def flip_bytes(step_dir, item="state", every_file=False, spread=1):
   """Flips 16 bytes in the middle of the largest array data file of a step
   (or of each, with `every_file`): a bad disk or a partial copy. The files
   still decode, the values are wrong (orbax's b-tree files under `state/d`
@@ -371,11 +371,15 @@ def flip_bytes(step_dir, item="state", every_file=False):
            and os.path.basename(os.path.dirname(r)).startswith("ocdbt.process_")]
   targets = files if every_file else [max(files, key=os.path.getsize)]
   for target in targets:
-    with open(target, "r+b") as f:
-      f.seek(os.path.getsize(target) // 2)
-      data = f.read(16)
-      f.seek(-len(data), 1)
-      f.write(bytes(b ^ 0xFF for b in data))
+    size = os.path.getsize(target)
+    # `spread` places: a reader reads the parameters only, so its tests must
+    # hit them wherever the layout puts them, not only the file's middle.
+    for offset in sorted({size * (2 * i + 1) // (2 * spread) for i in range(spread)}):
+      with open(target, "r+b") as f:
+        f.seek(offset)
+        data = f.read(16)
+        f.seek(-len(data), 1)
+        f.write(bytes(b ^ 0xFF for b in data))
   return targets
 
 
