@@ -41,7 +41,7 @@ def write_atomic(path: str, text: str) -> None:
   """Writes `text` to `path` through a temporary file and a rename, so
   readers see the old file or the new one, never half of one."""
   tmp = f"{path}.tmp.{os.getpid()}"
-  with open(tmp, "w") as f:
+  with open(tmp, "w", encoding="utf-8") as f:
     f.write(text)
     f.flush()
     os.fsync(f.fileno())

@@ -19,6 +19,7 @@ from absl import logging
 import jax
 from flax import nnx
 
+from spectrax.checkpoints.run_dir import write_atomic
 from spectrax.checkpoints.state_tree import flatten_state, unflatten_state
 from spectrax.checkpoints.training_state import Checkpointer
 from spectrax.checkpoints.workdir_lock import WorkdirLock, WorkdirLockedError
@@ -181,8 +182,8 @@ class _Run:
     loss = self._eval_loss()
     self.writer.write(self.step, {"eval_loss": loss})
     if self.primary:
-      with open(self.setup.run_dir.first_eval_file, "w") as f:
-        json.dump({"step": self.step, "eval_loss": loss}, f)
+      write_atomic(self.setup.run_dir.first_eval_file,
+                   json.dumps({"step": self.step, "eval_loss": loss}))
     return loss
 
   def _evaluate_at_end(self, summary: dict) -> None:
@@ -197,8 +198,7 @@ class _Run:
     say(f"held-out loss on test-split episodes: {first:.4f} at the start "
         f"-> {final:.4f} after {self.step} steps")
     if self.primary:
-      with open(self.setup.run_dir.final_eval_file, "w") as f:
-        json.dump(summary, f)
+      write_atomic(self.setup.run_dir.final_eval_file, json.dumps(summary))
 
   # -- the loop body ---------------------------------------------------------
 

@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import tqdm
 
-from spectrax.checkpoints.run_dir import METRICS_FILE
+from spectrax.checkpoints.run_dir import METRICS_FILE, write_atomic
 
 _NON_FINITE = ("nan", "inf", "-inf")
 
@@ -134,10 +134,7 @@ class MetricsWriter:
           kept.append(line if line.endswith("\n") else line + "\n")
         else:
           dropped += 1
-    tmp = self.path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-      f.writelines(kept)
-    os.replace(tmp, self.path)  # a crash here leaves the old file whole
+    write_atomic(self.path, "".join(kept))  # a crash here leaves the old file whole
     self._file = open(self.path, "a", encoding="utf-8")
     if self._tb is not None:
       self._tb.close()
