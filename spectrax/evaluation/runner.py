@@ -224,7 +224,9 @@ class _FiniteScorer:
 
   def score(self, requests, **kwargs):
     for res in self._scorer.score(requests, **kwargs):
-      if not all(math.isfinite(x) for x in res.logprobs):
+      # NaN only: an option whose probability underflows scores -inf, which
+      # the distributional metrics handle (all -inf -> a uniform model).
+      if any(math.isnan(x) for x in res.logprobs):
         raise self._refuse(f"the log-probability of request {res.id!r} ({res.logprobs})")
       yield res
 
