@@ -75,11 +75,57 @@ class Instance:
 
 
 @dataclasses.dataclass(frozen=True)
+class Download:
+  """How `python -m data_pipelines.download` fetches one raw file or archive.
+
+  Exactly one way is set: `url` (a direct HTTPS address: a GitHub file at a
+  pinned commit, Zenodo, the SSA, a public bucket), `hf_repo` + `hf_filename`
+  (a file of a Hugging Face *dataset* repository at `revision`, fetched with
+  huggingface_hub), or `manual` (no public address: what the user must do,
+  e.g. accept a licence, fill a form, use Kaggle).
+
+  `target` is where the download lands, relative to --raw_dir; an archive
+  (`unpack` = "zip", "tar.gz" or "bz2") is then unpacked into `unpack_to`
+  (a directory for zip/tar, a file for bz2). Several `RawFile`s may share one
+  `Download` (the files of one archive); the command fetches it once.
+  `sha256` / `size`, when known, are checked; a mismatch removes the file.
+  """
+
+  target: str
+  url: str | None = None
+  hf_repo: str | None = None
+  hf_filename: str | None = None
+  revision: str | None = None  # hub commit or tag; None = the repo's default.
+  sha256: str | None = None
+  size: int | None = None
+  unpack: str | None = None  # None, "zip", "tar.gz" or "bz2".
+  unpack_to: str | None = None
+  manual: str | None = None
+
+  def __post_init__(self):
+    ways = [self.url is not None, self.hf_repo is not None,
+            self.manual is not None]
+    if sum(ways) != 1:
+      raise ValueError(f"download of {self.target!r}: give exactly one of "
+                       "url, hf_repo (+ hf_filename) and manual.")
+    if self.hf_repo is not None and not self.hf_filename:
+      raise ValueError(f"download of {self.target!r}: hf_repo needs "
+                       "hf_filename.")
+    if self.unpack not in (None, "zip", "tar.gz", "bz2"):
+      raise ValueError(f"download of {self.target!r}: unpack must be zip, "
+                       f"tar.gz or bz2, got {self.unpack!r}.")
+    if (self.unpack is None) != (self.unpack_to is None):
+      raise ValueError(f"download of {self.target!r}: give unpack and "
+                       "unpack_to together.")
+
+
+@dataclasses.dataclass(frozen=True)
 class RawFile:
   """A file a real source needs, and where its user can get it."""
 
   path: str  # relative to --raw_dir
   published_at: str  # URL or citation telling the user where to download it
+  download: Download | None = None  # how the download command gets it.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +138,21 @@ class BuildContext:
 class TaskSpec:
   """How to build one task and how to sample its episodes.
 
-  Exactly one of `mean_k` (k ~ Geometric(2/m) + Poisson(m/2)) and `fixed_k`
-  is set for ICL tasks; `None` for both means "all rows of the instance".
+  Examples per episode (docs/method.md#episodes-per-instance): `mean_k`
+  (k ~ Geometric(2/m) + Poisson(m/2), a fresh draw per episode or chunk),
+  `fixed_k`, or neither: all rows of the instance.
+
+  Episodes per instance, as the release's generators make them:
+    - `episodes_per_instance=n` (the release's `n_per=n`): n episodes per
+      instance, each an independent random draw of k of its rows;
+    - `chunk_all_rows=True` (the release's `n_per=-1`): every row of the
+      instance exactly once per pass, shuffled, cut into consecutive chunks
+      whose sizes come from the k rule (`episodes_per_instance` unused);
+    - `orderings=q` (`permutations_per_iter`): each drawn set of rows is
+      emitted q times, in q different orders;
+    - `max_episodes` (`max_total`): at most this many episodes per split,
+      the first ones in instance order.
+  Caps on instances (`max_inds`) belong to the converter.
   """
 
   name: str
@@ -102,6 +161,10 @@ class TaskSpec:
   generate: Callable[[BuildContext], Iterable[Instance]]
   mean_k: float | None = None
   fixed_k: int | None = None
+  episodes_per_instance: int = 1
+  chunk_all_rows: bool = False
+  orderings: int = 1
+  max_episodes: int | None = None
   p_desc: float = 0.6
   default_descriptions: tuple[str, ...] = ()
   raw_files: tuple[RawFile, ...] = ()
@@ -126,6 +189,16 @@ class TaskSpec:
         _finite(self.fixed_k) and self.fixed_k == int(self.fixed_k) and self.fixed_k >= 1):
       raise ValueError(f"{where}: fixed_k must be a whole number >= 1, got "
                        f"{self.fixed_k!r}.")
+    for field in ("episodes_per_instance", "orderings"):
+      value = getattr(self, field)
+      if not (_finite(value) and value == int(value) and value >= 1):
+        raise ValueError(f"{where}: {field} must be a whole number >= 1, "
+                         f"got {value!r}.")
+    if self.max_episodes is not None and not (
+        _finite(self.max_episodes) and self.max_episodes == int(self.max_episodes)
+        and self.max_episodes >= 1):
+      raise ValueError(f"{where}: max_episodes must be None or a whole number "
+                       f">= 1, got {self.max_episodes!r}.")
     for field in ("p_desc", "test_fraction"):
       value = getattr(self, field)
       if not (_finite(value) and 0 <= value <= 1):
@@ -139,6 +212,10 @@ class TaskSpec:
         "kind": self.kind,
         "mean_k": self.mean_k,
         "fixed_k": self.fixed_k,
+        "episodes_per_instance": self.episodes_per_instance,
+        "chunk_all_rows": self.chunk_all_rows,
+        "orderings": self.orderings,
+        "max_episodes": self.max_episodes,
         "p_desc": self.p_desc,
         "default_descriptions": list(self.default_descriptions),
         "about": self.about,
