@@ -151,7 +151,9 @@ class TaskSpec:
     - `orderings=q` (`permutations_per_iter`): each drawn set of rows is
       emitted q times, in q different orders;
     - `max_episodes` (`max_total`): at most this many episodes per split,
-      the first ones in instance order.
+      the first ones in instance order;
+    - `shuffle_rows=False`: rows keep the instance's order (OpinionQA's
+      survey order) instead of being shuffled before they are drawn.
   Caps on instances (`max_inds`) belong to the converter.
   """
 
@@ -165,6 +167,7 @@ class TaskSpec:
   chunk_all_rows: bool = False
   orderings: int = 1
   max_episodes: int | None = None
+  shuffle_rows: bool = True
   p_desc: float = 0.6
   default_descriptions: tuple[str, ...] = ()
   raw_files: tuple[RawFile, ...] = ()
@@ -216,6 +219,7 @@ class TaskSpec:
         "chunk_all_rows": self.chunk_all_rows,
         "orderings": self.orderings,
         "max_episodes": self.max_episodes,
+        "shuffle_rows": self.shuffle_rows,
         "p_desc": self.p_desc,
         "default_descriptions": list(self.default_descriptions),
         "about": self.about,

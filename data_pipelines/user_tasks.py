@@ -37,6 +37,13 @@ are optional:
   - `fixed_k`: exactly this many examples per episode (not with `mean_k`).
     With neither, an episode uses all rows of an instance, cut to fit the
     token budget.
+  - `episodes_per_instance`: episodes drawn from each instance, each an
+    independent random set of k rows (the release's `n_per=k`). Without it,
+    every row of an instance is used exactly once per pass: the rows are
+    shuffled and cut into consecutive chunks of k (the release's `n_per=-1`).
+  - `orderings`: show each set of rows this many times, in different orders
+    (default 1).
+  - `max_episodes`: at most this many episodes per split (default: no cap).
   - `p_desc`: probability that an episode starts with a description
     (default 0.6).
   - `descriptions`: a string or list of strings describing the task, used
@@ -62,7 +69,8 @@ from data_pipelines.schema import (SUITE_SPLITS, Instance, Row, TaskSpec,
                                    serialise_fields)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-_META_KEYS = ("split", "mean_k", "fixed_k", "p_desc", "descriptions", "about")
+_META_KEYS = ("split", "mean_k", "fixed_k", "episodes_per_instance",
+              "orderings", "max_episodes", "p_desc", "descriptions", "about")
 _INSTANCE_KEYS = ("id", "description", "rows")
 _ROW_KEYS = ("input", "output")
 _ADD_OUTPUT = ('add "output": "<what to predict>" (and "input": "<what is '
@@ -121,6 +129,10 @@ def _load_task(directory: str, name: str) -> TaskSpec:
       name=name, kind="icl", generate=lambda ctx: list(instances),
       suite_split=settings.get("split", "train"),
       mean_k=settings.get("mean_k"), fixed_k=settings.get("fixed_k"),
+      episodes_per_instance=settings.get("episodes_per_instance", 1),
+      chunk_all_rows="episodes_per_instance" not in settings,
+      orderings=settings.get("orderings", 1),
+      max_episodes=settings.get("max_episodes"),
       p_desc=settings.get("p_desc", 0.6),
       default_descriptions=tuple(settings.get("descriptions", ())),
       about=settings.get("about", f"User task from {path}."))
@@ -307,12 +319,13 @@ def _settings(meta: Any, where: str | None) -> dict[str, Any]:
       raise ValueError(f"{where}: \"mean_k\" must be a number >= 2, got "
                        f"{m!r}.")
     out["mean_k"] = float(m)
-  if "fixed_k" in meta:
-    k = meta["fixed_k"]
-    if not _is_number(k) or k != int(k) or k < 1:
-      raise ValueError(f"{where}: \"fixed_k\" must be a whole number >= 1, "
-                       f"got {k!r}.")
-    out["fixed_k"] = int(k)
+  for key in ("fixed_k", "episodes_per_instance", "orderings", "max_episodes"):
+    if key in meta:
+      k = meta[key]
+      if not _is_number(k) or k != int(k) or k < 1:
+        raise ValueError(f"{where}: \"{key}\" must be a whole number >= 1, "
+                         f"got {k!r}.")
+      out[key] = int(k)
   if "p_desc" in meta:
     p = meta["p_desc"]
     if not _is_number(p) or not 0 <= p <= 1:

@@ -106,11 +106,14 @@ def tiny_suite_dir(tmp_path_factory):
   from data_pipelines.schema import TaskSpec  # pylint: disable=g-import-not-at-top
   specs = [
       TaskSpec(name="coins", suite_split="train", kind="icl",
-               generate=functools.partial(_coins, 60), mean_k=16),
+               generate=functools.partial(_coins, 60), mean_k=16,
+               chunk_all_rows=True),
       TaskSpec(name="sums", suite_split="train", kind="icl", generate=_sums,
-               mean_k=8, default_descriptions=("Add the numbers.",)),
+               mean_k=8, chunk_all_rows=True,
+               default_descriptions=("Add the numbers.",)),
       TaskSpec(name="long", suite_split="train", kind="icl",
-               generate=_one_long_example, fixed_k=1, test_fraction=0.0),
+               generate=_one_long_example, fixed_k=1, chunk_all_rows=True,
+               test_fraction=0.0),
   ]
   out = str(tmp_path_factory.mktemp("suite"))
   errors = build.build(out, specs, seed=0, raw_dir=None)

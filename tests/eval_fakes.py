@@ -166,13 +166,13 @@ def build_eval_suite(out: str) -> str:
   distributional `urn` and `ratings_distributional`, and the diversity tasks."""
   specs = [
       TaskSpec(name="coins_test", suite_split="test", kind="icl",
-               generate=_coins, mean_k=8),
+               generate=_coins, mean_k=8, chunk_all_rows=True),
       TaskSpec(name="mmlu", suite_split="test", kind="icl",
-               generate=functools.partial(_mc, "B"), fixed_k=5),
+               generate=functools.partial(_mc, "B"), fixed_k=5, chunk_all_rows=True),
       TaskSpec(name="arc", suite_split="test", kind="icl",
-               generate=functools.partial(_mc, "A"), fixed_k=4),
+               generate=functools.partial(_mc, "A"), fixed_k=4, chunk_all_rows=True),
       TaskSpec(name="drop", suite_split="test", kind="icl",
-               generate=_free_text, fixed_k=4),
+               generate=_free_text, fixed_k=4, chunk_all_rows=True),
       TaskSpec(name="urn", suite_split="test", kind="distributional",
                generate=_urns),
       TaskSpec(name="ratings_distributional", suite_split="test",

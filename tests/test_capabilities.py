@@ -15,9 +15,9 @@ def test_capabilities_accuracy(eval_suite):
                                      progress=False)
   assert result["tasks"]["mmlu"]["mode"] == "option_loglik"
   assert result["tasks"]["mmlu"]["accuracy"] == 1.0
-  # 12 rows, 5 an episode: the plan has round(12 / 5) = 2 episodes.
-  assert len(task_episodes(eval_suite, "mmlu", 3, seed=0)) == 2
-  assert result["tasks"]["mmlu"]["num_questions"] == 2 * 5
+  # 12 rows, every one once, in chunks of 5: 5 + 5 + 2, three episodes.
+  assert len(task_episodes(eval_suite, "mmlu", 3, seed=0)) == 3
+  assert result["tasks"]["mmlu"]["num_questions"] == 12
   assert result["tasks"]["arc"]["accuracy"] == 0.0  # answers are all A
   # DROP-like free text: greedy exact match; the fake misses <end_of_turn>.
   assert result["tasks"]["drop"]["mode"] == "greedy_exact_match"

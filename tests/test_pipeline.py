@@ -5,6 +5,8 @@ import collections
 import numpy as np
 import pytest
 
+from spectrax.data.episode_planning import plan_messages
+from spectrax.data.episodes import tokenize_episode
 from spectrax.data.pipeline import (DataConfig, Pipeline, episode_index_dataset,
                                make_global_batch)
 
@@ -77,9 +79,15 @@ def test_stats_count_everything(suite_dir):
   batches = list(it)
   s = it.stats
   assert s.episodes_seen == p.num_episodes
-  # "long" has 3 rows of one ~400-token example, fixed_k=1: all dropped.
+  # "long" has 3 rows of one ~400-token example, fixed_k=1: all dropped;
+  # so is every one-example chunk (the loss skips an episode's first output).
   long_plan = p.plans[2]
-  assert s.episodes_dropped == long_plan.num_episodes == 3
+  assert long_plan.num_episodes == 3
+  no_loss = sum(
+      tokenize_episode(plan_messages(plan, e), "gemma", p.tokenizer,
+                       max_tokens=129).num_loss_tokens == 0
+      for plan in p.plans[:2] for e in range(plan.num_episodes))
+  assert no_loss > 0 and s.episodes_dropped == 3 + no_loss
   assert s.loss_tokens == sum(int(b["loss_mask"].sum()) for b in batches)
   assert s.episodes_truncated > 0 and s.tokenization_mismatches == 0
   assert s.nonpad_tokens == sum(int((b["segment_ids"] > 0).sum())

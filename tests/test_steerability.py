@@ -82,10 +82,10 @@ def test_steerability_exact_aggregates(eval_suite):
   # greedy misses the terminal, so all_acc 0 and first_acc 1; ECE |1 − .75|.
   everything = task_episodes(eval_suite, "coins_test", None, seed=0)
   last = [_release_last(m) for _, m in everything]
-  # By hand: [1, 1, 2, 5, 3, 1, 4, 2, 2, 7]: k=1 → 10, k=2 → 2·7 = 14,
-  # k=3 → 3·4 = 12, k=4 → 4·3 = 12, k=5 → 10, k=7 → 7: k = 2, 7 episodes.
-  assert last == [1, 1, 2, 5, 3, 1, 4, 2, 2, 7]
-  assert (task["k"], task["fixed_k_episodes"]) == (2, 5)  # 5 of the 7 drawn
+  # By hand: k=1 → 15, k=2 → 2·12 = 24, k=3 → 3·6 = 18, k=4 → 4·2 = 8,
+  # k=5 → 5: k = 2, 12 episodes.
+  assert last == [3, 1, 1, 2, 2, 4, 1, 5, 2, 3, 2, 2, 0, 2, 3, 3]
+  assert (task["k"], task["fixed_k_episodes"]) == (2, 5)  # 5 of the 12 drawn
   assert task["num_outputs"] == 2 * 5
   assert task["loss"] == pytest.approx(6.0)
   assert task["all_acc"] == 0.0 and task["first_acc"] == 1.0
@@ -161,7 +161,7 @@ def test_fixed_k_rescores_an_episode_the_model_truncated_before_k(eval_suite):
   full, _ = steerability.score_outputs(bundle, everything, None, 16, "t", False)
   k, at_k, kept = steerability._fixed_k_outputs(  # pylint: disable=protected-access
       bundle, everything, full, TOKENIZER, None, 0, 16, "t", False)
-  assert scorer.episode_calls == [len(everything)] and (k, kept) == (2, 7)
+  assert scorer.episode_calls == [len(everything)] and (k, kept) == (2, 12)
   # This model's own pass lost every output after the first (a short cap):
   short = [o for o in full if o["scored_index"] < 1]
   k2, at_k2, kept2 = steerability._fixed_k_outputs(  # pylint: disable=protected-access

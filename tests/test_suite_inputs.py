@@ -17,10 +17,10 @@ def test_sample_indices():
 
 def test_task_episodes_are_the_planned_episodes(eval_suite):
   """The trainer's episodes of the test split: the same plan and messages."""
-  plan = TaskPlan.make(eval_suite.source("coins_test", "test"))
+  plan = TaskPlan.make(eval_suite.source("coins_test", "test"), 2)
   every = task_episodes(eval_suite, "coins_test", None, seed=2)
   assert [i for i, _ in every] == list(range(plan.num_episodes))
-  assert all(messages == plan_messages(plan, 2, i) for i, messages in every)
+  assert all(messages == plan_messages(plan, i) for i, messages in every)
   some = task_episodes(eval_suite, "coins_test", 3, seed=2)
   assert [i for i, _ in some] == sample_indices(plan.num_episodes, 3, seed=2)
   assert some == [every[i] for i, _ in some]

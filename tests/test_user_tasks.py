@@ -206,7 +206,11 @@ def test_meta_not_first(tmp_path):
     ({"descriptions": ["ok", 3]}, "\"descriptions\" must be a non-empty "
      "string or a list of them."),
     ({"kind": "icl"}, "unknown setting(s) ['kind']; allowed: ['split', "
-     "'mean_k', 'fixed_k', 'p_desc', 'descriptions', 'about']."),
+     "'mean_k', 'fixed_k', 'episodes_per_instance', 'orderings', "
+     "'max_episodes', 'p_desc', 'descriptions', 'about']."),
+    ({"orderings": 0}, "\"orderings\" must be a whole number >= 1, got 0."),
+    ({"episodes_per_instance": 1.5}, "\"episodes_per_instance\" must be "
+     "a whole number >= 1, got 1.5."),
 ])
 def test_bad_settings(tmp_path, meta, message):
   meta_line = f'{{"meta": {meta}}}' if isinstance(meta, str) else {"meta": meta}

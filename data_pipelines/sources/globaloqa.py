@@ -140,6 +140,7 @@ def generate_distributional(ctx: BuildContext) -> Iterator[Instance]:
 TASKS = [
     TaskSpec(name="globaloqa", suite_split="test", kind="icl",
              generate=generate_icl, default_descriptions=(UNKNOWN_LOCATION,),
+             episodes_per_instance=2,  # n_per=2: two shuffles of all rows.
              raw_files=(RAW,),
              about="GlobalOpinionQA: a country's answer shares per survey "
              "question (one instance per country)."),

@@ -221,7 +221,7 @@ def generate_distributional(ctx: BuildContext) -> Iterator[Instance]:
 
 TASKS = [
     TaskSpec(name="habermas_question", suite_split="test", kind="icl",
-             generate=generate_question, mean_k=32,
+             generate=generate_question, mean_k=32, chunk_all_rows=True,
              default_descriptions=QUESTION_DESCRIPTIONS,
              raw_files=(RATINGS, SURVEY),
              about="Habermas Machine: questions posed to UK residents."),

@@ -53,7 +53,8 @@ def generate(ctx: BuildContext) -> Iterator[Instance]:
 
 TASKS = [
     TaskSpec(name="mmlu", suite_split="test", kind="icl", generate=generate,
-             fixed_k=20, default_descriptions=(DESCRIPTION,),
+             fixed_k=20, episodes_per_instance=1000,  # fresh shuffles
+             default_descriptions=(DESCRIPTION,),
              raw_files=(RAW,),
              about="MMLU test questions, 20 an episode; the output is the "
              "answer letter."),

@@ -167,7 +167,7 @@ TASKS = [
              about="Number Game: one participant's yes/no judgements of "
              "whether a target fits a set."),
     TaskSpec(name="numbergame_perc", suite_split="test", kind="icl",
-             generate=generate_perc, mean_k=128,
+             generate=generate_perc, mean_k=128, chunk_all_rows=True,
              default_descriptions=PERC_DESCRIPTIONS, raw_files=(RAW,),
              about="Number Game: percent of people who say a target fits a "
              "set."),

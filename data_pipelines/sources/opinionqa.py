@@ -113,6 +113,7 @@ def generate_questions(ctx: BuildContext) -> Iterator[Instance]:
 TASKS = [
     TaskSpec(name="opinionqa_individual", suite_split="train", kind="icl",
              generate=generate_individual, default_descriptions=(INDIVIDUAL,),
+             shuffle_rows=False,  # all answers, in survey order
              raw_files=INFO_FILES + RESPONSE_FILES,
              about="OpinionQA: one Pew panel respondent's answer letters."),
     TaskSpec(name="opinionqa_questions", suite_split="train", kind="icl",

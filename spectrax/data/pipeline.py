@@ -118,7 +118,7 @@ class EpisodeToArrays(grain.transforms.Map):
   def map(self, element):
     task_index, episode_index = element
     cfg = self._config
-    messages = plan_messages(self._plans[task_index], cfg.seed, episode_index)
+    messages = plan_messages(self._plans[task_index], episode_index)
     ep = tokenize_episode(messages, cfg.template, self.tokenizer,
                           max_tokens=cfg.max_tokens,
                           check_joint=cfg.check_joint_tokenization)
@@ -276,7 +276,7 @@ class Pipeline:
     if not self.task_names:
       raise ValueError(f"the suite at {config.suite_dir} has no train-suite "
                        "ICL tasks; name tasks in data.tasks.")
-    self.plans = [TaskPlan.make(self.suite.source(n, config.split))
+    self.plans = [TaskPlan.make(self.suite.source(n, config.split), config.seed)
                   for n in self.task_names]
     self.tokenizer_path = config.tokenizer or self.suite.tokenizer_path
     if self.tokenizer_path is None:

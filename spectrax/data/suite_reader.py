@@ -147,9 +147,7 @@ class TaskSource(Sequence):
 
   @functools.cached_property
   def sampling(self) -> SamplingSpec:
-    m = self.metadata
-    return SamplingSpec(mean_k=m.get("mean_k"), fixed_k=m.get("fixed_k"),
-                        p_desc=m.get("p_desc", 0.6))
+    return SamplingSpec.from_metadata(self.metadata)
 
   @property
   def default_descriptions(self) -> list[str]:

@@ -87,6 +87,6 @@ def task_episodes(suite: Suite, task: str, num_episodes: int | None,
                   ) -> list[tuple[int, list[Message]]]:
   """Seeded (episode index, messages) of a task split, drawn as the trainer
   draws them (docs/method.md#episode-sampling), `num_episodes` of them at most."""
-  plan = TaskPlan.make(suite.source(task, split))
-  return [(i, plan_messages(plan, seed, i))
+  plan = TaskPlan.make(suite.source(task, split), seed)
+  return [(i, plan_messages(plan, i))
           for i in sample_indices(plan.num_episodes, num_episodes, seed)]
