@@ -26,7 +26,8 @@ def _build(raw_dir=RAW):
 def test_spec():
   assert (SPEC.suite_split, SPEC.mean_k, SPEC.fixed_k,
           SPEC.episodes_per_instance, SPEC.chunk_all_rows, SPEC.orderings,
-          SPEC.p_desc) == ("train", None, None, 2, False, 1, 0.6)
+          SPEC.p_desc, SPEC.test_fraction) == ("train", None, None, 2, False,
+                                                1, 0.6, 0.0)
   assert [f.download.hf_filename for f in SPEC.raw_files] == [
       "prompts/prompts_full-00000-of-00002.parquet",
       "prompts/prompts_full-00001-of-00002.parquet"]

@@ -35,6 +35,8 @@ def test_task_table():
                                         0.6),
       "valueprism_misc": ("train", 32, None, 1, False, None, 0.6),
   }
+  assert [s.test_fraction for s in valueprism.TASKS] == [0.05, 0.05, 0.0,
+                                                         0.05]
   for spec in valueprism.TASKS:
     assert spec.raw_files == (valueprism.RAW,)
     assert spec.raw_files[0].download.manual

@@ -68,7 +68,7 @@ def generate(ctx: BuildContext) -> Iterator[Instance]:
     where = f"line {line}"
     rephrase = rec["rephrase"]
     # The dataset card says bool; the authors' GitHub copy writes 0/1.
-    if rephrase not in (True, False, 0, 1) or rephrase is None:
+    if rephrase not in (True, False, 0, 1):
       raise _common.bad_value(path, where, "rephrase",
                               f"expected true/false or 0/1, got {rephrase!r}")
     if rephrase:

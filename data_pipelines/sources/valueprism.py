@@ -150,6 +150,9 @@ TASKS = [
     TaskSpec(name="valueprism_vrds_noncontextual", suite_split="train",
              kind="icl", generate=generate_vrds_noncontextual, mean_k=256,
              chunk_all_rows=True, raw_files=(RAW,),
+             # Three unlike instances (values, rights, duties): none is held
+             # out, or one kind would be missing from training.
+             test_fraction=0.0,
              about="ValuePrism: names of values, of rights, or of duties."),
     TaskSpec(name="valueprism_misc", suite_split="train", kind="icl",
              generate=generate_misc, mean_k=32, raw_files=(RAW,),
