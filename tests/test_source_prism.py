@@ -167,3 +167,20 @@ def test_survey_user_id_must_be_text(tmp_path):
   with pytest.raises(ValueError, match=r"survey\.jsonl, line 3, column "
                      r"'user_id': expected a string"):
     _build("prism_prompts_individual", raw)
+
+
+def test_null_opening_prompt_is_dropped(tmp_path):
+  raw = _copy(tmp_path)
+  _rewrite_line(raw / "prism" / "conversations.jsonl", 1,
+                lambda o: o.update(opening_prompt=None))
+  (inst,) = _build("prism_prompts", raw)
+  assert len(inst.rows) == 8
+  assert inst.rows[0].output == "Is it wrong to lie to protect a friend?"
+  assert [len(i.rows) for i in _build("prism_prompts_individual", raw)] == [
+      2, 2, 3]
+  # Not a string at all is an error, naming the line and field.
+  _rewrite_line(raw / "prism" / "conversations.jsonl", 1,
+                lambda o: o.update(opening_prompt=["hi"]))
+  with pytest.raises(ValueError, match=r"line 1, column 'opening_prompt': "
+                     "expected a string"):
+    _build("prism_prompts", raw)

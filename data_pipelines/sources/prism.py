@@ -135,15 +135,21 @@ def _type_description(rec: _Line) -> str:
   return CONVERSATION_TYPES[kind]
 
 
-def _prompt_row(rec: _Line) -> Row:
-  return Row(input=_type_description(rec),
-             output=rec.text("opening_prompt").strip())
+def _prompt_row(rec: _Line) -> Row | None:
+  """(type instruction, stripped opening prompt); None without a prompt."""
+  description = _type_description(rec)
+  prompt = rec.text("opening_prompt", nullable=True)
+  # The release would print a missing prompt as "nan"; we drop the row.
+  if prompt is None:
+    return None
+  return Row(input=description, output=prompt.strip())
 
 
 def generate_prompts(ctx: BuildContext) -> Iterator[Instance]:
   """One instance: every conversation's (type instruction, opening prompt)."""
   records, _ = _conversations("prism_prompts", ctx, with_survey=False)
-  yield Instance(id="all", rows=[_prompt_row(r) for r in records])
+  rows = [_prompt_row(r) for r in records]
+  yield Instance(id="all", rows=[r for r in rows if r is not None])
 
 
 def generate_prompts_individual(ctx: BuildContext) -> Iterator[Instance]:
@@ -153,8 +159,10 @@ def generate_prompts_individual(ctx: BuildContext) -> Iterator[Instance]:
   users: dict[str, list[Row]] = {}
   for rec in records:
     user = rec.text("user_id")
-    if user in demographics:  # the release inner-joins on the survey
-      users.setdefault(user, []).append(_prompt_row(rec))
+    row = _prompt_row(rec)
+    # The release inner-joins the conversations with the survey.
+    if user in demographics and row is not None:
+      users.setdefault(user, []).append(row)
   # The release's max_total=800 applies per participant (one generate_many
   # call each) and never binds, so no episode cap is set on the task.
   for user, rows in users.items():
@@ -187,8 +195,8 @@ def _first_turn(rec: _Line) -> dict[str, Any] | None:
       replies.append(turn)
   replies.sort(key=lambda t: t.get("within_turn_id") or 0)
   replies = replies[:N_RESPONSES]
-  prompt = rec.obj.get("opening_prompt")
-  if len(replies) < N_RESPONSES or not isinstance(prompt, str):
+  prompt = rec.text("opening_prompt", nullable=True)
+  if len(replies) < N_RESPONSES or prompt is None:
     return None
   given: dict[str, Any] = {"opening_prompt": prompt}
   output: dict[str, Any] = {"chosen_response": None}
