@@ -234,7 +234,8 @@ def generate_linguist_annotations(ctx: BuildContext) -> Iterator[Instance]:
     workers, labels = r.strings("worker_ids"), r.strings("annotations")
     if len(workers) != len(labels):
       # The release zips them and silently drops the surplus; a length
-      # mismatch means the pairing is unknown, so we stop instead.
+      # mismatch means the pairing is unknown, so we stop instead
+      # (docs/method.md#ambient-rows).
       raise r.error("annotations", f"{len(labels)} annotations for "
                     f"{len(workers)} worker_ids")
     for worker, label in zip(workers, labels):

@@ -39,7 +39,7 @@ def _raw(name: str) -> RawFile:
 TITLES = _raw("movie_titles.csv")
 # The release reads only files 1-3 ("crashes loading all 4 files": pandas ran
 # out of memory). We stream all four, so a customer's history is complete
-# (docs/method.md#release-quirks).
+# (docs/method.md#netflix-files-and-customers).
 COMBINED = tuple(_raw(f"combined_data_{i}.txt") for i in range(1, 5))
 RAW_FILES = (TITLES, *COMBINED)
 
@@ -63,7 +63,8 @@ def _titles(path: str) -> dict[str, str]:
       if not line:
         continue
       # The release's pandas read (3 names, on_bad_lines="skip") drops every
-      # title with a comma, and with it that movie's ratings; we keep them.
+      # title with a comma, and with it that movie's ratings; we keep them
+      # (docs/method.md#netflix-files-and-customers).
       parts = line.split(",", 2)
       if len(parts) != 3:
         raise _common.bad_value(path, f"line {n}", "Title",
@@ -95,7 +96,8 @@ def _ratings(path: str, titles: dict[str, str]
       parts = line.split(",")
       if movie is None or len(parts) != 3:
         # The release skips lines it cannot split in three; a line outside
-        # any movie or with other fields means the file is not what we think.
+        # any movie or with other fields means the file is not what we think
+        # (docs/method.md#netflix-files-and-customers).
         raise _common.bad_value(
             path, f"line {n}", "CustomerID,Rating,Date",
             f"expected a `MovieID:` line then `CustomerID,Rating,Date` "
@@ -167,7 +169,7 @@ def generate_views(ctx: BuildContext) -> Iterator[Instance]:
   # The release passes max_inds=1000 here too, but to one single-customer
   # generator per customer, where it has no effect (SOURCES §8.14): its
   # model trained on all 2000. We keep all MAX_USERS, as trained
-  # (docs/method.md#release-quirks).
+  # (docs/method.md#netflix-files-and-customers).
   for customer, history in _customers("netflix_individual_views", ctx):
     yield Instance(id=customer, rows=[Row(output=title)
                                       for title, _ in history])

@@ -120,7 +120,7 @@ def _demographics(person: _Line) -> str:
                             ("religion", "simplified", "Religion")):
     value = person.obj.get(key)
     # The release prints a present-but-null field as "None"; we leave it out
-    # like any other missing attribute.
+    # like any other missing attribute (docs/method.md#prism-rows).
     if isinstance(value, dict) and value.get(field) is not None:
       parts.append(f"{label}: {value[field]}")
   return "; ".join(parts)
@@ -129,7 +129,8 @@ def _demographics(person: _Line) -> str:
 def _type_description(rec: _Line) -> str:
   kind = rec.obj.get("conversation_type")
   if kind not in CONVERSATION_TYPES:
-    # The release maps an unknown type to NaN and prints "nan"; stop instead.
+    # The release maps an unknown type to NaN and prints "nan"; stop instead
+    # (docs/method.md#prism-rows).
     raise rec.error("conversation_type", f"unknown type {kind!r}; expected "
                     f"one of {list(CONVERSATION_TYPES)}")
   return CONVERSATION_TYPES[kind]
@@ -139,7 +140,8 @@ def _prompt_row(rec: _Line) -> Row | None:
   """(type instruction, stripped opening prompt); None without a prompt."""
   description = _type_description(rec)
   prompt = rec.text("opening_prompt", nullable=True)
-  # The release would print a missing prompt as "nan"; we drop the row.
+  # The release would print a missing prompt as "nan"; we drop the row
+  # (docs/method.md#prism-rows).
   if prompt is None:
     return None
   return Row(input=description, output=prompt.strip())
@@ -238,7 +240,8 @@ def generate_individual_preferences(ctx: BuildContext) -> Iterator[Instance]:
     if len(users[user]) < MIN_PREFERENCE_ROWS:
       continue
     # The release leaves "{demographics}" literally in this description
-    # (docs/method.md#release-quirks); we fill it with the participant's line.
+    # (docs/method.md#filled-placeholders); we fill it with the
+    # participant's demographics line.
     yield Instance(id=user, rows=users[user], descriptions=[
         PREFERENCES_DESCRIPTION.format(demographics=demographics[user])])
 
