@@ -10,6 +10,10 @@ from __future__ import annotations
 from data_pipelines.schema import TaskSpec
 from data_pipelines.sources import globaloqa, habermas, mmlu, numbergame
 from data_pipelines.sources import opinionqa
+from data_pipelines.sources import (ambient, collective_alignment,
+                                    community_alignment, gsm8k, helpsteer, imdb, issuebench, lewidi,
+                                    netflix, prism, titanic,
+                                    valueconsistency, valueprism)
 
 TASKS: list[TaskSpec] = [
     *globaloqa.TASKS,
@@ -17,4 +21,17 @@ TASKS: list[TaskSpec] = [
     *habermas.TASKS,
     *opinionqa.TASKS,
     *mmlu.TASKS,
+    *valueprism.TASKS,
+    *valueconsistency.TASKS,
+    *issuebench.TASKS,
+    *helpsteer.TASKS,
+    *imdb.TASKS,
+    *gsm8k.TASKS,
+    *titanic.TASKS,
+    *ambient.TASKS,
+    *prism.TASKS,
+    *netflix.TASKS,
+    *lewidi.TASKS,
+    *community_alignment.TASKS,
+    *collective_alignment.TASKS,
 ]
