@@ -151,7 +151,7 @@ def winner_options(battles: list[Battle]) -> str:
 
 
 def generate_individual_prefs(ctx: BuildContext) -> Iterator[Instance]:
-  """Per judge (the first MAX_JUDGES by appearance), prompt + 2 responses -> verdict."""
+  """Per judge (the first MAX_JUDGES), prompt + 2 responses -> verdict."""
   battles = _battles("chatbotarena_individual_prefs", ctx)
   description = PREFS_DESCRIPTION.format(options=winner_options(battles))
   judges = _by_judge(battles)

@@ -21,7 +21,6 @@ are exact and ties are real ties (the release multiplies floats; docs/method.md#
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -126,8 +125,9 @@ def individual(rng: np.random.Generator, index: int) -> Instance:
 
 
 def _generate(ctx: BuildContext) -> Iterator[Instance]:
-  # Each individual draws from its own generator (docs/method.md#independent-parameters-per-instance); the
-  # release seeds numpy's default_rng with 43..242, which we do not replay.
+  # Each individual draws from its own generator
+  # (docs/method.md#independent-parameters-per-instance); the release seeds
+  # numpy's default_rng with 43..242, which we do not replay.
   for i in range(N_INDIVIDUALS):
     yield individual(instance_rng(ctx.seed, NAME, i), i)
 
