@@ -32,6 +32,7 @@ from benchmarks.harness import arg  # noqa: E402
 from absl import flags as absl_flags  # noqa: E402
 
 from data_pipelines import build, registry  # noqa: E402
+from spectrax.data import tokenizer_training  # noqa: E402
 from spectrax.data.pipeline import DataConfig, Pipeline  # noqa: E402
 
 
@@ -46,6 +47,7 @@ def ensure_suite(path: str | None) -> str:
     names = registry.synthetic_task_names()
     build.build(path, registry.select(registry.all_tasks(), names), seed=0,
                 raw_dir=None)
+  tokenizer_training.ensure_default_tokenizer(path)
   return path
 
 

@@ -14,6 +14,7 @@ from data_pipelines.sources import (ambient, collective_alignment,
                                     community_alignment, gsm8k, helpsteer, imdb, issuebench, lewidi,
                                     netflix, prism, titanic,
                                     valueconsistency, valueprism)
+from data_pipelines.sources import chatbotarena, chemistry, novacomet
 
 TASKS: list[TaskSpec] = [
     *globaloqa.TASKS,
@@ -21,6 +22,9 @@ TASKS: list[TaskSpec] = [
     *habermas.TASKS,
     *opinionqa.TASKS,
     *mmlu.TASKS,
+    *novacomet.TASKS,
+    *chatbotarena.TASKS,
+    *chemistry.TASKS,
     *valueprism.TASKS,
     *valueconsistency.TASKS,
     *issuebench.TASKS,
