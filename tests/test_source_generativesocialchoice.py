@@ -129,5 +129,6 @@ def test_missing_column_is_named(raw_copy):
   path = raw_copy / "generativesocialchoice" / "abortion_survey.csv"
   text = path.read_text(encoding="utf-8")
   path.write_text(text.replace("json_choices", "choices", 1), encoding="utf-8")
-  with pytest.raises(ValueError, match=r"missing column\(s\) \['json_choices'\]"):
+  with pytest.raises(ValueError,
+                     match=r"missing column\(s\) \['json_choices'\]"):
     _build("generativesocialchoice_validation", raw_copy)

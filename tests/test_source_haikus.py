@@ -57,7 +57,8 @@ def test_instances_and_rows():
   assert syl[1] == Row(input="2, 5, 5", output="spring rain -\nas the doctor "
                        "speaks\ni think of lilacs")
   # Lines as written: the indentation stays.
-  assert syl[11].output == "mountain stream\n   two well placed rocks\nthe path home"
+  assert syl[11].output == ("mountain stream\n   two well placed rocks\n"
+                            "the path home")
   assert syl[23] == Row(input="1, 9, 4",
                         output="doves\non the TV antenna\nwar on TV")
   assert by_id["syllables/haikuzao"].rows[6].output == (

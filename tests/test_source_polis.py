@@ -88,7 +88,8 @@ def test_descriptions():
   assert len(seattle) == 70
   assert seattle[:3] == ["The following are proposed comments.",
                          "The following are proposed comments.",
-                         "Topic: $15/hour\nThe following are proposed comments."]
+                         "Topic: $15/hour\nThe following are proposed "
+                         "comments."]
   assert ("Inputs from users in a digital town hall.\nDescription: How do you "
           "think the new minimum wage law will affect Seattle? Will it be for "
           "the better or for the worse? Why?\nTopic: $15/hour") in seattle
