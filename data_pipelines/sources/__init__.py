@@ -15,12 +15,19 @@ from data_pipelines.sources import (ambient, collective_alignment,
                                     netflix, prism, titanic,
                                     valueconsistency, valueprism)
 from data_pipelines.sources import chatbotarena, chemistry, novacomet
+from data_pipelines.sources import (diffuse, generativesocialchoice, haikus,
+                                    polis, popquorn)
 
 TASKS: list[TaskSpec] = [
     *globaloqa.TASKS,
     *numbergame.TASKS,
     *habermas.TASKS,
     *opinionqa.TASKS,
+    *polis.TASKS,
+    *diffuse.TASKS,
+    *generativesocialchoice.TASKS,
+    *popquorn.TASKS,
+    *haikus.TASKS,
     *mmlu.TASKS,
     *novacomet.TASKS,
     *chatbotarena.TASKS,
