@@ -440,12 +440,13 @@ def _unzip(archive: str, dest: str) -> None:
   with zipfile.ZipFile(archive) as z:
     infos = z.infolist()
     strip = _top_folder_to_strip([i.filename for i in infos], dest)
+    # Every member is checked before the first is written.
+    paths = [_member_path(dest, i.filename, strip) for i in infos]
     for info in infos:
-      path = _member_path(dest, info.filename, strip)
-      mode = info.external_attr >> 16
-      if stat.S_ISLNK(mode):
+      if stat.S_ISLNK(info.external_attr >> 16):
         raise DownloadError(f"archive member {info.filename!r} is a link; "
                             "refusing to unpack it.")
+    for info, path in zip(infos, paths):
       if path is None:
         continue
       if info.is_dir():
@@ -459,11 +460,13 @@ def _untar(archive: str, dest: str) -> None:
   with tarfile.open(archive, "r:gz") as tar:
     members = tar.getmembers()
     strip = _top_folder_to_strip([m.name for m in members], dest)
+    # Every member is checked before the first is written.
+    paths = [_member_path(dest, m.name, strip) for m in members]
     for m in members:
-      path = _member_path(dest, m.name, strip)
       if not (m.isfile() or m.isdir()):
         raise DownloadError(f"archive member {m.name!r} is a link or special "
                             "file; refusing to unpack it.")
+    for m, path in zip(members, paths):
       if path is None:
         continue
       if m.isdir():
