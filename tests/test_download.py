@@ -199,3 +199,43 @@ def test_unreachable_server_is_an_error_naming_the_file(tmp_path, server):
          "cannot reach" in result.stderr
   assert "habermas_distributional" in result.stderr
   assert "Traceback" not in result.stderr
+
+
+def _build_list(*args):
+  return subprocess.run(
+      [sys.executable, "-m", "data_pipelines.build", "--list", *args],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_build_list_says_which_raw_files_are_present(tmp_path):
+  raw = tmp_path / "raw"
+  (raw / "globaloqa").mkdir(parents=True)
+  (raw / "globaloqa/global_opinions.csv").write_text("question\n")
+  (raw / "habermas_data").mkdir()
+  (raw / "habermas_data/hm_all_position_statement_ratings.parquet").write_text("")
+  result = _build_list(f"--raw_dir={raw}")
+  assert result.returncode == 0, result.stderr
+  lines = {l.split()[0]: l.split() for l in result.stdout.splitlines()[:-1]}
+  assert lines["globaloqa"] == ["globaloqa", "test", "icl",
+                                "globaloqa/global_opinions.csv", "ok"]
+  assert lines["coinflip"] == ["coinflip", "train", "icl", "synthetic"]
+  assert lines["mmlu"][3:] == ["mmlu/all/test-00000-of-00001.parquet",
+                               "missing"]
+  assert lines["habermas_distributional"][3:] == [
+      "habermas_data/hm_all_position_statement_ratings.parquet", "ok"]
+  assert lines["habermas_question"][3:] == [
+      "habermas_data/hm_all_position_statement_ratings.parquet", "ok,",
+      "habermas_data/hm_all_round_survey_responses.parquet", "missing"]
+  assert lines["opinionqa_questions"][3:] == [
+      "opinionqa/human_resp/", "(15", "files)", "missing"]
+  summary = result.stdout.splitlines()[-1]
+  assert "with every raw file present" in summary
+  assert "python -m data_pipelines.download" in summary
+
+
+def test_build_list_works_without_raw_dir_or_out():
+  result = _build_list()
+  assert result.returncode == 0, result.stderr
+  assert "no --raw_dir given" in result.stdout.splitlines()[-1]
+  assert any(l.split()[-1] == "missing" and l.startswith("mmlu ")
+             for l in result.stdout.splitlines())
