@@ -353,6 +353,9 @@ class Fetcher:
   def _fetch_hf(self, d: Download, target: str) -> None:
     """hf_hub_download into its cache, then a checked copy to the target."""
     import huggingface_hub  # pylint: disable=g-import-not-at-top
+    from huggingface_hub import utils as hf_utils  # pylint: disable=g-import-not-at-top
+    if not self.progress:
+      hf_utils.disable_progress_bars()
     shown = source_of(d)
     self._say(f"{d.target}: downloading {shown} from {self.hf_endpoint}")
     try:
@@ -363,9 +366,9 @@ class Fetcher:
     except Exception as e:  # pylint: disable=broad-except
       # huggingface_hub raises its own HTTP, network and not-found errors;
       # each is one expected failure of this download.
+      first = (str(e).splitlines() or [""])[0]
       raise DownloadError(f"{d.target}: cannot download {shown}: "
-                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                          ) from None
+                          f"{type(e).__name__}: {first}") from None
     part = target + ".part"
     shutil.copyfile(cached, part)
     self._verify(part, d, shown)

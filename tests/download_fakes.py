@@ -150,7 +150,8 @@ def fake_tasks():
   process): `checked` downloads $FAKE_SERVER_URL/good.csv with a sha256 that
   the server's bytes do not have."""
   import os  # pylint: disable=g-import-not-at-top
-  from data_pipelines.schema import Download, RawFile, TaskSpec  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from data_pipelines.schema import Download, RawFile, TaskSpec
   url = os.environ["FAKE_SERVER_URL"]
   raw = RawFile("checked/good.csv", url + "/good.csv", download=Download(
       target="checked/good.csv", url=url + "/good.csv", sha256=sha256(GOOD)))
