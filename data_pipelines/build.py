@@ -4,13 +4,16 @@ r"""Builds the Spectrum Suite: `python -m data_pipelines.build --out=DIR`.
   python -m data_pipelines.build --out=suite --raw_dir=raw   # real sources from downloaded files
   python -m data_pipelines.build --out=suite --tasks=coinflip,urn
   python -m data_pipelines.build --out=suite --user_tasks=my_tasks/
-  python -m data_pipelines.build --list
+  python -m data_pipelines.build --list --raw_dir=raw      # tasks and which raw files are there
+  python -m data_pipelines.build --out=suite --mixture       # episodes and tokens per task
 
 Writes one TFDS/ArrayRecord dataset per task under DIR and a manifest
 `DIR/suite.json` that spectrax reads. The default SentencePiece tokenizer
 (`DIR/tokenizer.model`, for models trained from scratch) is trained from the
 built text by spectrax on first use (`spectrax.data.tokenizer_training`):
-this package never imports spectrax.
+this package never imports spectrax, except `--mixture`, which asks
+`spectrax.data.mixture` (imported there only) to count a built suite's
+episodes and tokens.
 """
 
 from __future__ import annotations
@@ -44,7 +47,21 @@ _USER_TASKS = flags.DEFINE_string(
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of every generator and split.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False,
                                "Rebuild tasks that already exist in --out.")
-_LIST = flags.DEFINE_bool("list", False, "List the known tasks and exit.")
+_LIST = flags.DEFINE_bool(
+    "list", False, "List the known tasks, whether their raw files are in "
+    "--raw_dir, and exit.")
+_MIXTURE = flags.DEFINE_bool(
+    "mixture", False, "Report the built suite in --out: per task, instances, "
+    "episodes per epoch, mean tokens per episode and the training tasks' "
+    "token shares (a table, then a JSON line); builds nothing.")
+_MIXTURE_SAMPLE = flags.DEFINE_integer(
+    "mixture_sample", 64, "--mixture: episodes tokenised per task to "
+    "estimate its mean tokens.")
+_MIXTURE_TEMPLATE = flags.DEFINE_string(
+    "mixture_template", "gemma", "--mixture: the episode template.")
+_MIXTURE_MAX_TOKENS = flags.DEFINE_integer(
+    "mixture_max_tokens", 1024, "--mixture: the episode cap (training's "
+    "data.max_tokens); 0 = none.")
 
 
 def _missing_raw_files(spec: TaskSpec, raw_dir: str | None):
@@ -148,6 +165,58 @@ def _entry(out: str, directory: str, spec: TaskSpec) -> dict:
           "suite_split": spec.suite_split, "kind": spec.kind}
 
 
+def list_tasks(known: dict[str, TaskSpec], raw_dir: str | None,
+               user: set[str] = frozenset()) -> str:
+  """One line per task: name, suite split, kind, then each raw file with
+  `ok` (in raw_dir) or `missing`, or `synthetic` / `user`; a summary last."""
+  lines = []
+  counts = {"synthetic": 0, "ready": 0, "missing": 0}
+  for name, spec in sorted(known.items()):
+    if not spec.raw_files:
+      files = "user" if name in user else "synthetic"
+      counts["synthetic"] += 1
+    else:
+      missing = {f.path for f in _missing_raw_files(spec, raw_dir)}
+      counts["missing" if missing else "ready"] += 1
+      files = _files_status([f.path for f in spec.raw_files], missing)
+    lines.append(f"{name:36s} {spec.suite_split:5s} {spec.kind:14s} {files}")
+  where = (f"in --raw_dir={raw_dir}" if raw_dir is not None
+           else "(no --raw_dir given: every raw file counts as missing)")
+  lines.append(
+      f"{len(known)} tasks: {counts['synthetic']} without raw files, "
+      f"{counts['ready']} with every raw file present, {counts['missing']} "
+      f"missing raw files {where}; fetch them with python -m "
+      "data_pipelines.download --raw_dir=DIR (--list there says how).")
+  return "\n".join(lines)
+
+
+def _files_status(paths: list[str], missing: set[str]) -> str:
+  """`path ok`/`path missing` per file; many files under one folder with one
+  status are folded into one entry."""
+  if len(paths) > 4 and len({p in missing for p in paths}) == 1:
+    common = os.path.commonpath(paths)
+    status = "missing" if paths[0] in missing else "ok"
+    return f"{common}/ ({len(paths)} files) {status}"
+  return ", ".join(f"{p} {'missing' if p in missing else 'ok'}" for p in paths)
+
+
+def _mixture(out: str) -> int:
+  """Prints `spectrax.data.mixture`'s report of the suite at `out`."""
+  # The one import of spectrax in data_pipelines (tests/test_imports.py
+  # allows exactly this one): the report tokenises episodes, which only
+  # spectrax can, and it is imported here so that building never needs it.
+  from spectrax.data import mixture  # pylint: disable=g-import-not-at-top
+  max_tokens = _MIXTURE_MAX_TOKENS.value or None
+  rows = mixture.suite_mixture(out, seed=_SEED.value,
+                               template=_MIXTURE_TEMPLATE.value,
+                               max_tokens=max_tokens,
+                               sample=_MIXTURE_SAMPLE.value)
+  print(mixture.format_report(rows, sample=_MIXTURE_SAMPLE.value,
+                              template=_MIXTURE_TEMPLATE.value,
+                              max_tokens=max_tokens))
+  return 0
+
+
 def _quiet_logs() -> None:
   """tfds logs its every step through absl: hidden unless --verbosity is given
   (this package does not import spectrax, whose `cli` does the same)."""
@@ -178,12 +247,12 @@ def _main(argv):
                            "built-in task; rename its file.")
     known[spec.name] = spec
   if _LIST.value:
-    for name, spec in sorted(known.items()):
-      files = ", ".join(f.path for f in spec.raw_files) or "synthetic"
-      print(f"{name:36s} {spec.suite_split:5s} {spec.kind:14s} {files}")
+    print(list_tasks(known, _RAW_DIR.value, user={s.name for s in extra}))
     return 0
   if not _OUT.value:
     raise app.UsageError("--out is required: the directory to build into.")
+  if _MIXTURE.value:
+    return _mixture(_OUT.value)
   if _TASKS.value:
     specs = registry.select(known, _TASKS.value)
   else:

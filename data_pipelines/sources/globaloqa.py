@@ -19,14 +19,17 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from data_pipelines.schema import (BuildContext, Instance, RawFile, Row,
-                                   TaskSpec, serialise_fields)
+from data_pipelines.schema import (BuildContext, Download, Instance, RawFile,
+                                   Row, TaskSpec, serialise_fields)
 from data_pipelines.sources import _common
 
 RAW = RawFile(
     path="globaloqa/global_opinions.csv",
     published_at="https://huggingface.co/datasets/Anthropic/llm_global_opinions"
-    " (file data/global_opinions.csv)")
+    " (file data/global_opinions.csv)",
+    download=Download(target="globaloqa/global_opinions.csv",
+                      hf_repo="Anthropic/llm_global_opinions",
+                      hf_filename="data/global_opinions.csv"))
 
 UNKNOWN_LOCATION = (
     "People from an unknown location were surveyed. For each question, "

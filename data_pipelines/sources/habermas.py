@@ -21,16 +21,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from data_pipelines.schema import (BuildContext, Instance, RawFile, Row,
-                                   TaskSpec, serialise_fields)
+from data_pipelines.schema import (BuildContext, Download, Instance, RawFile,
+                                   Row, TaskSpec, serialise_fields)
 from data_pipelines.sources import _common
 
 _BUCKET = "https://storage.googleapis.com/habermas_machine/datasets/"
-RATINGS = RawFile(
-    path="habermas_data/hm_all_position_statement_ratings.parquet",
-    published_at=_BUCKET + "hm_all_position_statement_ratings.parquet")
-SURVEY = RawFile(path="habermas_data/hm_all_round_survey_responses.parquet",
-                 published_at=_BUCKET + "hm_all_round_survey_responses.parquet")
+
+
+def _bucket_file(name: str) -> RawFile:
+  return RawFile(path=f"habermas_data/{name}", published_at=_BUCKET + name,
+                 download=Download(target=f"habermas_data/{name}",
+                                   url=_BUCKET + name))
+
+
+RATINGS = _bucket_file("hm_all_position_statement_ratings.parquet")
+SURVEY = _bucket_file("hm_all_round_survey_responses.parquet")
 
 # Raw label -> text, in Likert order from agreeing to disagreeing with the
 # affirming statement.

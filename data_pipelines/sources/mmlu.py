@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from data_pipelines.schema import BuildContext, Instance, RawFile, Row, TaskSpec
+from data_pipelines.schema import (BuildContext, Download, Instance, RawFile,
+                                   Row, TaskSpec)
 from data_pipelines.sources import _common
 
 RAW = RawFile(
     path="mmlu/all/test-00000-of-00001.parquet",
     published_at="https://huggingface.co/datasets/cais/mmlu (file "
-    "all/test-00000-of-00001.parquet)")
+    "all/test-00000-of-00001.parquet)",
+    download=Download(target="mmlu/all/test-00000-of-00001.parquet",
+                      hf_repo="cais/mmlu",
+                      hf_filename="all/test-00000-of-00001.parquet"))
 DESCRIPTION = ("Given a question and a list of choices, return the correct "
                "answer choice.")
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -18,14 +18,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from data_pipelines.schema import (BuildContext, Instance, RawFile, Row,
-                                   TaskSpec, serialise_fields)
+from data_pipelines.schema import (BuildContext, Download, Instance, RawFile,
+                                   Row, TaskSpec, serialise_fields)
 from data_pipelines.sources import _common
 
 RAW = RawFile(
     path="numbergame/numbergame_data.csv",
     published_at="https://doi.org/10.7910/DVN/A8ZWLF (Harvard Dataverse, "
-    "Bigelow & Piantadosi 2016, JOPD doi:10.5334/jopd.19)")
+    "Bigelow & Piantadosi 2016, JOPD doi:10.5334/jopd.19)",
+    download=Download(
+        target="numbergame/numbergame_data.csv",
+        manual="The Harvard Dataverse serves it behind its terms of use: open "
+        "https://dataverse.harvard.edu/dataset.xhtml?persistentId=doi:10.7910/"
+        "DVN/A8ZWLF, accept the terms and download the response data as CSV "
+        "(columns id, set, target, rating and optionally p; one row per "
+        "yes/no response); save it as numbergame_data.csv."))
 
 GIVEN = ("given_numbers", "target_number")
 PERC_DESCRIPTIONS = (

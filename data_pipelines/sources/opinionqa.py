@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from data_pipelines.schema import (BuildContext, Instance, RawFile, Row,
-                                   TaskSpec)
+from data_pipelines.schema import (BuildContext, Download, Instance, RawFile,
+                                   Row, TaskSpec)
 from data_pipelines.sources import _common
 
 WAVES = (26, 27, 29, 32, 34, 36, 41, 42, 43, 45, 49, 50, 54, 82, 92)
@@ -40,10 +40,22 @@ WITH_DEMOGRAPHICS = "Survey responses from the following individual: {}"
 QUESTIONS = "The following are survey questions."
 
 
+# The bundle's blob: the `human_resp` tarball (~the release's manual
+# download). Unpacked into opinionqa/human_resp/; the download command drops
+# a top folder named `human_resp` if the tarball has one, so the tarball of
+# the folder and the tarball of its contents both give
+# opinionqa/human_resp/American_Trends_Panel_W{n}/.
+DOWNLOAD = Download(
+    target="opinionqa/human_resp.tar.gz",
+    url="https://worksheets.codalab.org/rest/bundles/"
+    "0x050b7e72abb04d1f9b493c1743e580cf/contents/blob/",
+    unpack="tar.gz", unpack_to="opinionqa/human_resp")
+
+
 def _raw(wave: int, name: str) -> RawFile:
   return RawFile(
       path=f"opinionqa/human_resp/American_Trends_Panel_W{wave}/{name}",
-      published_at=_PUBLISHED)
+      published_at=_PUBLISHED, download=DOWNLOAD)
 
 
 INFO_FILES = tuple(_raw(w, "info.csv") for w in WAVES)
