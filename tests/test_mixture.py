@@ -33,7 +33,7 @@ def test_rows_count_episodes_tokens_and_shares(suite_dir, sp_tokenizer):
   for name in ("cards", "coinflip"):
     source = suite.source(name, "train")
     assert by[name].instances == len(source)
-    assert by[name].episodes_per_epoch == mixture.make_plan(
+    assert by[name].episodes_per_epoch == episode_planning.TaskPlan.make(
         source, 0).num_episodes
     assert by[name].sampled == 8 and by[name].mean_tokens > 0
     assert by[name].training and by[name].split == "train"
@@ -54,11 +54,11 @@ def test_mean_tokens_is_exact_when_the_sample_covers_the_task(
   rows = mixture.suite_mixture(suite_dir, sample=10_000, max_tokens=300,
                                tokenizer_path=sp_tokenizer.name)
   cards = next(r for r in rows if r.task == "cards")
-  plan = episode_planning.TaskPlan.make(Suite(suite_dir).source("cards",
-                                                                "train"))
+  plan = episode_planning.TaskPlan.make(
+      Suite(suite_dir).source("cards", "train"), 0)
   lengths = []
   for i in range(plan.num_episodes):
-    ep = tokenize_episode(episode_planning.plan_messages(plan, 0, i), "gemma",
+    ep = tokenize_episode(episode_planning.plan_messages(plan, i), "gemma",
                           sp_tokenizer, max_tokens=300)
     if ep.num_loss_tokens:
       lengths.append(len(ep.tokens))
@@ -88,18 +88,6 @@ def test_report_is_a_table_then_json_keyed_by_task(suite_dir, sp_tokenizer):
   assert sorted(data) == ["cards", "coinflip", "urn"]
   assert data["coinflip"]["episodes_per_epoch"] == rows[1].episodes_per_epoch
   assert data["urn"]["token_share"] is None
-
-
-def test_make_plan_passes_the_seed_once_taskplan_takes_it(monkeypatch):
-  seen = {}
-
-  def make(source, seed=None):
-    seen["args"] = (source, seed)
-    return "plan"
-
-  monkeypatch.setattr(episode_planning.TaskPlan, "make", make)
-  assert mixture.make_plan("source", 7) == "plan"
-  assert seen["args"] == ("source", 7)
 
 
 def test_sample_must_be_positive(suite_dir):

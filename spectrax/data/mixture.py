@@ -23,7 +23,6 @@ otherwise). Per task, test tasks too:
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import zlib
 
@@ -62,19 +61,6 @@ class TaskMixture:
     return d
 
 
-def make_plan(source, seed: int) -> episode_planning.TaskPlan:
-  """`TaskPlan.make(source, seed=seed)`.
-
-  ADAPTER, remove when episode_planning's `TaskPlan.make` takes `seed` (the
-  API being introduced): until then the plan does not depend on the seed and
-  is made without it.
-  """
-  make = episode_planning.TaskPlan.make
-  if "seed" in inspect.signature(make).parameters:
-    return make(source, seed=seed)
-  return make(source)
-
-
 def _sample_indices(task: str, num_episodes: int, sample: int,
                     seed: int) -> list[int]:
   if num_episodes <= sample:
@@ -95,12 +81,12 @@ def task_mixture(suite: Suite, task: str, tokenizer: Tokenizer, *, seed: int,
                     mean_loss_tokens=None, training=training)
   if not source.num_rows or sum(source.num_rows) == 0:
     return row  # No rows to make episodes of (distributional tasks).
-  plan = make_plan(source, seed)
+  plan = episode_planning.TaskPlan.make(source, seed)
   row.episodes_per_epoch = plan.num_episodes
   tokens, loss = [], []
   indices = _sample_indices(task, plan.num_episodes, sample, seed)
   for i in indices:
-    messages = episode_planning.plan_messages(plan, seed, i)
+    messages = episode_planning.plan_messages(plan, i)
     ep = tokenize_episode(messages, template, tokenizer, max_tokens=max_tokens,
                           check_joint=False)
     if ep.num_loss_tokens:
