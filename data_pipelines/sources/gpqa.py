@@ -2,9 +2,8 @@
 
 Raw file: `gpqa/dataset/gpqa_main.csv` (448 questions) from `dataset.zip` in
 the GitHub repository idavidrein/gpqa. The zip is password-protected (the
-password is published in the repository's README, and the release's
-`data/download.sh` passes it to `unzip -P`); the download command cannot pass
-a password, so the file is a manual download. Columns used: `Question`,
+release's `data/download.sh` passes the password to `unzip -P`); the download
+command cannot pass a password, so the file is a manual download. Columns used: `Question`,
 `Correct Answer`, `Incorrect Answer 1` .. `Incorrect Answer 3` (text, may
 span lines).
 
@@ -31,8 +30,8 @@ RAW = RawFile(
     download=Download(
         target="gpqa/dataset/gpqa_main.csv",
         manual="Download https://github.com/idavidrein/gpqa/raw/main/"
-        "dataset.zip into <raw_dir>/gpqa/ and unzip it there with the "
-        f"password its README gives: `cd <raw_dir>/gpqa && unzip -P "
+        "dataset.zip into <raw_dir>/gpqa/ and unzip it there with its "
+        f"password: `cd <raw_dir>/gpqa && unzip -P "
         f"{_PASSWORD} dataset.zip` (this creates "
         "<raw_dir>/gpqa/dataset/gpqa_main.csv; only that file is used). "
         "The same CSV is on the Hugging Face hub as Idavidrein/gpqa "
