@@ -2,9 +2,9 @@
 
 Raw file: `gpqa/dataset/gpqa_main.csv` (448 questions) from `dataset.zip` in
 the GitHub repository idavidrein/gpqa. The zip is password-protected (the
-release's `data/download.sh` passes the password to `unzip -P`); the download
-command cannot pass a password, so the file is a manual download. Columns used: `Question`,
-`Correct Answer`, `Incorrect Answer 1` .. `Incorrect Answer 3` (text, may
+release's `data/download.sh` passes the password to `unzip -P`); the
+download command cannot pass a password, so the file is a manual download.
+Columns used: `Question`, `Correct Answer`, `Incorrect Answer 1` .. `Incorrect Answer 3` (text, may
 span lines).
 
 One instance of every question. The prompt is `Question: {q}` and the four
