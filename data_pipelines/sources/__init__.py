@@ -15,6 +15,8 @@ from data_pipelines.sources import (ambient, collective_alignment,
                                     netflix, prism, titanic,
                                     valueconsistency, valueprism)
 from data_pipelines.sources import chatbotarena, chemistry, novacomet
+from data_pipelines.sources import (arc, drop, gpqa, hellaswag, truthful_qa,
+                                    winogrande, wvs)
 from data_pipelines.sources import (diffuse, generativesocialchoice, haikus,
                                     polis, popquorn)
 
@@ -29,6 +31,13 @@ TASKS: list[TaskSpec] = [
     *popquorn.TASKS,
     *haikus.TASKS,
     *mmlu.TASKS,
+    *wvs.TASKS,
+    *gpqa.TASKS,
+    *hellaswag.TASKS,
+    *winogrande.TASKS,
+    *arc.TASKS,
+    *drop.TASKS,
+    *truthful_qa.TASKS,
     *novacomet.TASKS,
     *chatbotarena.TASKS,
     *chemistry.TASKS,
