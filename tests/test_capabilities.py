@@ -40,3 +40,8 @@ def test_capability_option_labels():
   assert capabilities.option_labels("Steps:\n1. mix\n2. bake\nA. yes\nB. no") == ["A", "B"]
   assert capabilities.option_labels("Rate it\n1. bad\n2. ok\n3. good") == ["1", "2", "3"]
   assert capabilities.option_labels("A. a\nC. c") == []
+  # Options whose text spans lines (GPQA): the run goes on.
+  assert capabilities.option_labels(
+      "Question: q\nA. x\nB. y\nC. a,\nb\nD. z") == ["A", "B", "C", "D"]
+  assert capabilities.option_labels(
+      "Question: q\nA. first\nline two\nB. y") == ["A", "B"]

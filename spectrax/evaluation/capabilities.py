@@ -27,35 +27,29 @@ def _label_value(label: str) -> int:
 
 
 def option_labels(question: str) -> list[str]:
-  """The answer labels of a question: in its last run of option lines, the
-  last sequence of at least two counting up from A or 1 (`A. …`, `B. …` or
+  """The answer labels of a question: among its option lines, the last
+  sequence of at least two counting up from A or 1 (`A. …`, `B. …` or
   `1. …`, `2. …`).
 
   Earlier labelled lines (an MMLU statement list `I. …`, a numbered list
   before the options) are not options.
   """
-  runs, run = [], []
-  for line in question.splitlines():
-    m = _OPTION_LINE.match(line)
-    if m:
-      run.append(m.group(1))
-    elif run:
-      runs.append(run)
-      run = []
-  if run:
-    runs.append(run)
-  for run in reversed(runs):
-    for start in range(len(run) - 1, -1, -1):
-      if run[start] not in ("A", "1"):
-        continue
-      labels = [run[start]]
-      for label in run[start + 1:]:
-        prev = labels[-1]
-        if label.isdigit() != prev.isdigit() or _label_value(label) != _label_value(prev) + 1:
-          break
-        labels.append(label)
-      if len(labels) >= 2:
-        return labels
+  # An option's text may span lines (GPQA answers often do): a line that is
+  # not an option line continues the option before it, so the labels of a
+  # question are one run, searched from its end.
+  run = [m.group(1) for m in map(_OPTION_LINE.match, question.splitlines())
+         if m]
+  for start in range(len(run) - 1, -1, -1):
+    if run[start] not in ("A", "1"):
+      continue
+    labels = [run[start]]
+    for label in run[start + 1:]:
+      prev = labels[-1]
+      if label.isdigit() != prev.isdigit() or _label_value(label) != _label_value(prev) + 1:
+        break
+      labels.append(label)
+    if len(labels) >= 2:
+      return labels
   return []
 
 
