@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 
 import jax
@@ -114,7 +115,10 @@ def test_reader_skips_a_corrupt_newest_step_and_changes_nothing(tiny_run, tmp_pa
   warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
   assert len(warnings) == 1, warnings
   assert f"{run / 'checkpoints' / '8'} is unreadable" in warnings[0]
-  assert "IntegrityError" in warnings[0] and "left in place" in warnings[0]
+  # Flipped bytes read either as wrong values (the checksums' IntegrityError)
+  # or, where they hit a compressed chunk's framing, as a decode error.
+  assert re.search(r"IntegrityError|TensorStore|DATA_LOSS|decod", warnings[0])
+  assert "left in place" in warnings[0]
   good = load_model(workdir=tiny_run[0], step=6)
   for (name, a), b in zip(flatten_state(nnx.state(loaded.model, nnx.Param)).items(),
                           jax.tree.leaves(nnx.state(good.model, nnx.Param))):
@@ -126,6 +130,7 @@ def test_reader_with_only_corrupt_steps_fails_naming_them(tiny_run, tmp_path):
   run = shutil.copytree(tiny_run[0], tmp_path / "run")
   for s in ("4", "6", "8"):
     flip_bytes(run / "checkpoints" / s, every_file=True, spread=32)
-  with pytest.raises(CheckpointRestoreError, match=r"step 8 \(.*IntegrityError"):
+  with pytest.raises(CheckpointRestoreError,
+                     match=r"step 8 \(.*(IntegrityError|TensorStore|DATA_LOSS|decod)"):
     load_model(workdir=str(run))
   assert sorted(os.listdir(run / "checkpoints")) == ["4", "6", "8"]
