@@ -386,10 +386,13 @@ class Fetcher:
           shutil.copyfileobj(src, dst, _CHUNK)
         os.replace(dest + ".part", dest)
       elif d.unpack == "zip":
-        _unzip(archive, dest)
+        _unzip(archive, dest, d.password)
       else:
         _untar(archive, dest)
-    except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError) as e:
+    except (OSError, EOFError, RuntimeError, NotImplementedError,
+            zipfile.BadZipFile, tarfile.TarError) as e:
+      # zipfile raises RuntimeError for a wrong or missing password and
+      # NotImplementedError for an encryption it cannot read (AES).
       raise DownloadError(f"{archive}: cannot unpack it as {d.unpack} ({e}); "
                           "remove it and run the command again.") from None
 
@@ -439,8 +442,10 @@ def _write_member(src, path: str) -> None:
   os.replace(path + ".part", path)
 
 
-def _unzip(archive: str, dest: str) -> None:
+def _unzip(archive: str, dest: str, password: str | None = None) -> None:
   with zipfile.ZipFile(archive) as z:
+    if password is not None:
+      z.setpassword(password.encode("utf-8"))
     infos = z.infolist()
     strip = _top_folder_to_strip([i.filename for i in infos], dest)
     # Every member is checked before the first is written.

@@ -100,6 +100,7 @@ class Download:
   size: int | None = None
   unpack: str | None = None  # None, "zip", "tar.gz" or "bz2".
   unpack_to: str | None = None
+  password: str | None = None  # of a zip archive (legacy ZipCrypto).
   manual: str | None = None
 
   def __post_init__(self):
@@ -114,6 +115,9 @@ class Download:
     if self.unpack not in (None, "zip", "tar.gz", "bz2"):
       raise ValueError(f"download of {self.target!r}: unpack must be zip, "
                        f"tar.gz or bz2, got {self.unpack!r}.")
+    if self.password is not None and self.unpack != "zip":
+      raise ValueError(f"download of {self.target!r}: a password is for a "
+                       "zip archive.")
     if (self.unpack is None) != (self.unpack_to is None):
       raise ValueError(f"download of {self.target!r}: give unpack and "
                        "unpack_to together.")

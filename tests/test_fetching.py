@@ -275,3 +275,28 @@ def test_manual_archive_is_unpacked_once_the_user_put_it_there(tmp_path, server)
   (tmp_path / "raw/wvs/wvs.zip").write_bytes(fakes.zip_bytes({"w7.sav": b"s"}))
   assert _fetcher(tmp_path, server).ensure(_entry(["wvs/w7.sav"], d)) == "fetched"
   assert (tmp_path / "raw/wvs/w7.sav").read_bytes() == b"s"
+
+
+def test_a_password_zip_unpacks_with_its_password_only(tmp_path, server):
+  """GPQA's dataset.zip: legacy ZipCrypto with the authors' password
+  (tests/fixtures/gpqa_dataset_encrypted.zip: the GPQA fixture CSV zipped
+  with `zip -P`)."""
+  here = os.path.dirname(os.path.abspath(__file__))
+  with open(os.path.join(here, "fixtures", "gpqa_dataset_encrypted.zip"), "rb") as f:
+    server.files["/dataset.zip"] = f.read()
+  with open(os.path.join(here, "fixtures", "raw", "gpqa", "dataset",
+                         "gpqa_main.csv"), "rb") as f:
+    expected = f.read()
+  for password, ok in (("wrong", False), ("deserted-untie-orchid", True)):
+    raw = tmp_path / password
+    d = Download(target="gpqa/dataset.zip", url=server.url + "/dataset.zip",
+                 unpack="zip", unpack_to="gpqa", password=password)
+    entry = _entry(["gpqa/dataset/gpqa_main.csv"], d)
+    fetcher = _fetcher(raw, server)
+    if ok:
+      assert fetcher.ensure(entry) == "fetched"
+      assert (raw / "raw/gpqa/dataset/gpqa_main.csv").read_bytes() == expected
+    else:
+      with pytest.raises(fetching.DownloadError, match="cannot unpack it as zip"):
+        fetcher.ensure(entry)
+      assert not (raw / "raw/gpqa/dataset/gpqa_main.csv").exists()

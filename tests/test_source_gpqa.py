@@ -46,10 +46,12 @@ def test_spec():
       "You will be given a difficult question. Respond with the correct "
       "answer letter.",)
   raw = SPEC.raw_files[0]
-  assert raw.path == FILE and raw.download.target == FILE
-  # The zip is password-protected: a manual download that says how.
-  assert raw.download.url is None and raw.download.hf_repo is None
-  assert "unzip -P deserted-untie-orchid dataset.zip" in raw.download.manual
+  assert raw.path == FILE
+  # The authors' password-protected zip, unpacked into gpqa/.
+  d = raw.download
+  assert (d.target, d.unpack, d.unpack_to, d.password) == (
+      "gpqa/dataset.zip", "zip", "gpqa", "deserted-untie-orchid")
+  assert d.url.endswith("/idavidrein/gpqa/raw/main/dataset.zip")
 
 
 def test_rows():

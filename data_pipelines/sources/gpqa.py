@@ -27,16 +27,13 @@ RAW = RawFile(
     path="gpqa/dataset/gpqa_main.csv",
     published_at="https://github.com/idavidrein/gpqa (dataset.zip, "
     "password-protected; file dataset/gpqa_main.csv)",
+    # Not pinned to a commit: no stored copy of the repository was found to
+    # read one from. The authors ask that GPQA questions are not published
+    # in plain text online, hence the password (theirs, from their README).
     download=Download(
-        target="gpqa/dataset/gpqa_main.csv",
-        manual="Download https://github.com/idavidrein/gpqa/raw/main/"
-        "dataset.zip into <raw_dir>/gpqa/ and unzip it there with its "
-        f"password: `cd <raw_dir>/gpqa && unzip -P "
-        f"{_PASSWORD} dataset.zip` (this creates "
-        "<raw_dir>/gpqa/dataset/gpqa_main.csv; only that file is used). "
-        "The same CSV is on the Hugging Face hub as Idavidrein/gpqa "
-        "(gpqa_main.csv) after accepting its terms. The authors ask that "
-        "GPQA questions are not published in plain text online."))
+        target="gpqa/dataset.zip",
+        url="https://github.com/idavidrein/gpqa/raw/main/dataset.zip",
+        unpack="zip", unpack_to="gpqa", password=_PASSWORD))
 DESCRIPTION = ("You will be given a difficult question. Respond with the "
                "correct answer letter.")
 CORRECT = "Correct Answer"
