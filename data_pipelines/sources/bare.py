@@ -36,25 +36,27 @@ MAX_EPISODES_PER_VARIANT = 500  # the release's max_total per generator
 def read_jsonl(path: str) -> Iterator[tuple[int, Any]]:
   """Yields (line, value) for each non-blank line of a JSON-lines file.
 
-  Python's json accepts the bare `NaN` some of these files hold.
-
   Raises:
     ValueError: a line is not JSON or not UTF-8, naming the line.
   """
   with open(path, "rb") as f:
     for n, raw in enumerate(f, 1):
-      try:
-        text = raw.decode("utf-8")
-      except UnicodeDecodeError as e:
-        raise ValueError(f"{path}, line {n}: not UTF-8 text ({e.reason} at "
-                         f"byte {e.start + 1} of the line).") from e
-      if not text.strip():
-        continue
-      try:
-        yield n, json.loads(text)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path}, line {n}: not valid JSON ({e.msg} at "
-                         f"column {e.colno}).") from e
+      if raw.strip():
+        yield n, parse_jsonl_line(path, n, raw)
+
+
+def parse_jsonl_line(path: str, line: int, raw: bytes) -> Any:
+  """One JSON-lines record; Python's json accepts the bare `NaN` some hold."""
+  try:
+    text = raw.decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise ValueError(f"{path}, line {line}: not UTF-8 text ({e.reason} at "
+                     f"byte {e.start + 1} of the line).") from e
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}, line {line}: not valid JSON ({e.msg} at "
+                     f"column {e.colno}).") from e
 
 
 class _Variant(NamedTuple):
