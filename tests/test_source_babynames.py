@@ -1,4 +1,4 @@
-"""Tests of the baby-names converter (data_pipelines/sources/babynames.py) on tests/fixtures/raw/baby_names."""
+"""Tests of data_pipelines/sources/babynames.py on tests/fixtures/raw."""
 
 from __future__ import annotations
 

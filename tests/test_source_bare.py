@@ -1,4 +1,4 @@
-"""Tests of the BARE converter (data_pipelines/sources/bare.py) on tests/fixtures/raw/bare."""
+"""Tests of data_pipelines/sources/bare.py on tests/fixtures/raw/bare."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def test_gsm8k_four_directions():
   assert (question.rows[0].input, question.rows[0].output) == (a, q)
   assert (alone.rows[0].input, alone.rows[0].output) == (None, q)
   # json.dumps escapes non-ASCII, as the release does.
-  assert "L\\u00e9a" in joint.rows[2].output and "\\u2014" in joint.rows[2].output
+  assert "L\\u00e9a" in joint.rows[2].output
+  assert "\\u2014" in joint.rows[2].output
   assert alone.rows[2].output.startswith("Léa has 48 stickers")
   assert joint.descriptions[1] == (
       "Synthetic math word problems with worked solutions. Generate both the "
@@ -132,7 +133,8 @@ def _copy(tmp_path, name):
     ('{"question": "Q?"}\n', "line 6, column 'answer': missing"),
     ('{"question": "Q?", "answer": 4}\n',
      "line 6, column 'answer': expected a string, got 4"),
-    ('{"question": "Q?", "answer": null}\n', "line 6, column 'answer': missing"),
+    ('{"question": "Q?", "answer": null}\n',
+     "line 6, column 'answer': missing"),
     ('{"question": "Q?", \n', "line 6: not valid JSON"),
     ('["Q?", "A"]\n', "line 6: expected a JSON object"),
 ])

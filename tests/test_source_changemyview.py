@@ -1,4 +1,4 @@
-"""Tests of the ChangeMyView converter (data_pipelines/sources/changemyview.py) on tests/fixtures/raw/changemyview."""
+"""Tests of data_pipelines/sources/changemyview.py on tests/fixtures/raw."""
 
 from __future__ import annotations
 

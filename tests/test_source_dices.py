@@ -1,4 +1,4 @@
-"""Tests of the DICES converter (data_pipelines/sources/dices.py) on tests/fixtures/raw/dices."""
+"""Tests of data_pipelines/sources/dices.py on tests/fixtures/raw/dices."""
 
 from __future__ import annotations
 

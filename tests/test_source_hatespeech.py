@@ -1,4 +1,4 @@
-"""Tests of the hate-speech converter (data_pipelines/sources/hatespeech.py) on tests/fixtures/raw/hatespeech."""
+"""Tests of data_pipelines/sources/hatespeech.py on tests/fixtures/raw."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of the Jeopardy converter (data_pipelines/sources/jeopardy.py) on tests/fixtures/raw/misc."""
+"""Tests of data_pipelines/sources/jeopardy.py on tests/fixtures/raw/misc."""
 
 from __future__ import annotations
 

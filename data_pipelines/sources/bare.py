@@ -1,4 +1,4 @@
-"""BARE (Zhu et al., 2025): synthetic data sets made by base-then-refine generation.
+"""BARE (Zhu et al., 2025): synthetic data from base-then-refine generation.
 
 Raw files: the sample generations in github pgasawa/BARE, one JSON-lines file
 per data set under `bare/sample_generated_data/<name>/` (the file names
@@ -71,7 +71,7 @@ class _Source(NamedTuple):
   name: str  # the directory under bare/sample_generated_data
   file: str
   about: str
-  as_text: tuple[str, ...]  # fields printed with str() (the release's astype(str))
+  as_text: tuple[str, ...]  # printed with str(), the release's astype(str)
   variants: tuple[_Variant, ...]
 
   @property

@@ -40,7 +40,7 @@ RAW = RawFile(
         url=f"{_ZENODO}/files/threads.jsonl.bz2?download=1",
         unpack="bz2", unpack_to="changemyview/threads.jsonl"))
 SAMPLE_SIZE = 10_000
-MIN_COMMENTS = 5  # num_comments > 4
+FEW_COMMENTS = 4  # threads need more comments than this
 MEAN_K = 16
 MAX_EPISODES_PER_VARIANT = 500  # changemyview_posts, as the release's max_total
 GONE = frozenset({"", "[deleted]", "[removed]"})
@@ -55,13 +55,14 @@ TITLE_FROM_POST = "The title that matches the post"
 SCORE_FROM_POST = "The score (upvotes - downvotes) on the post"
 
 
-def _sample_lines(ctx: BuildContext, path: str) -> list[tuple[int, bytes]]:
-  """A reservoir sample of SAMPLE_SIZE non-blank lines, as (line, text).
+def _sample_lines(ctx: BuildContext, path: str) -> list[int]:
+  """A reservoir sample of SAMPLE_SIZE non-blank line numbers.
 
-  One seeded draw shared by both tasks, so they see the same threads.
+  One seeded draw shared by both tasks, so they see the same threads. Only
+  line numbers are kept: threads with their comments can be large.
   """
   rng = _common.seeded_rng(ctx, "changemyview", "reservoir")
-  reservoir: list[tuple[int, bytes]] = []
+  reservoir: list[int] = []
   seen = 0
   with open(path, "rb") as f:
     for n, raw in enumerate(f, 1):
@@ -69,25 +70,50 @@ def _sample_lines(ctx: BuildContext, path: str) -> list[tuple[int, bytes]]:
         continue
       seen += 1
       if seen <= SAMPLE_SIZE:
-        reservoir.append((n, raw))
+        reservoir.append(n)
       else:
         j = rng.randrange(seen)
         if j < SAMPLE_SIZE:
-          reservoir[j] = (n, raw)
+          reservoir[j] = n
   return reservoir
+
+
+def _records(path: str, lines: list[int]) -> Iterator[tuple[int, dict]]:
+  """The JSON objects on `lines`, read in a second pass, in `lines` order."""
+  wanted = set(lines)
+  found: dict[int, dict[str, Any]] = {}
+  with open(path, "rb") as f:
+    for n, raw in enumerate(f, 1):
+      if n not in wanted:
+        continue
+      rec = parse_jsonl_line(path, n, raw)
+      if not isinstance(rec, dict):
+        raise ValueError(f"{path}, line {n}: expected a JSON object, got "
+                         f"{type(rec).__name__}.")
+      # Only what the filters and rows read; comments reduced to a flag.
+      comments = rec.get("comments") or []
+      if not isinstance(comments, list) or not all(isinstance(c, dict)
+                                                   for c in comments):
+        raise _common.bad_value(path, f"line {n}", "comments",
+                                f"expected a list of objects, got "
+                                f"{comments!r:.80}")
+      found[n] = {
+          "title": rec.get("title"), "selftext": rec.get("selftext"),
+          "score": rec.get("score"), "num_comments": rec.get("num_comments"),
+          "commented": any(c.get("body") and c.get("body") not in GONE
+                           and c.get("score") is not None
+                           for c in comments)}
+  for n in lines:
+    yield n, found[n]
 
 
 def _threads(task: str, ctx: BuildContext) -> list[dict[str, Any]]:
   """The kept threads: title, selftext, post (all stripped) and score."""
   (path,) = _common.raw_paths(task, ctx, (RAW,))
   threads = []
-  for n, raw in _sample_lines(ctx, path):
+  for n, rec in _records(path, _sample_lines(ctx, path)):
     where = f"line {n}"
-    rec = parse_jsonl_line(path, n, raw)
-    if not isinstance(rec, dict):
-      raise ValueError(f"{path}, {where}: expected a JSON object, got "
-                       f"{type(rec).__name__}.")
-    title, body = rec.get("title"), rec.get("selftext")
+    title, body = rec["title"], rec["selftext"]
     for column, value in (("title", title), ("selftext", body)):
       if value is not None and not isinstance(value, str):
         raise _common.bad_value(path, where, column,
@@ -97,25 +123,18 @@ def _threads(task: str, ctx: BuildContext) -> list[dict[str, Any]]:
     body = FOOTNOTE.sub("", body)
     if title in GONE or body in GONE:
       continue
-    num_comments = rec.get("num_comments")
+    num_comments = rec["num_comments"]
     if _missing(num_comments):
       continue
     if isinstance(num_comments, bool) or not isinstance(num_comments,
                                                         (int, float)):
       raise _common.bad_value(path, where, "num_comments",
                               f"expected a number, got {num_comments!r:.80}")
-    if num_comments < MIN_COMMENTS:
+    if not num_comments > FEW_COMMENTS:
       continue
-    comments = rec.get("comments") or []
-    if not isinstance(comments, list) or not all(isinstance(c, dict)
-                                                 for c in comments):
-      raise _common.bad_value(path, where, "comments",
-                              f"expected a list of objects, got "
-                              f"{comments!r:.80}")
-    if not any(c.get("body") and c.get("body") not in GONE
-               and c.get("score") is not None for c in comments):
+    if not rec["commented"]:  # no comment with a body and a score
       continue
-    score = rec.get("score")
+    score = rec["score"]
     if isinstance(score, bool) or not isinstance(score, int):
       raise _common.bad_value(path, where, "score",
                               f"expected an integer, got {score!r:.80}")
@@ -166,7 +185,8 @@ TASKS = [
     TaskSpec(name="changemyview_posts", suite_split="train", kind="icl",
              generate=generate_posts, mean_k=MEAN_K, chunk_all_rows=True,
              # The release caps each of the three directions at 500
-             # episodes; the cap here is task-wide (docs/method.md#changemyview-caps).
+             # episodes; the cap here is task-wide
+             # (docs/method.md#changemyview-caps).
              max_episodes=3 * MAX_EPISODES_PER_VARIANT, raw_files=(RAW,),
              about="ChangeMyView: a post's body from its title, its title "
              "from its body, or its score."),

@@ -1,4 +1,4 @@
-"""DICES (Aroyo et al., 2023): diverse raters' safety judgements of chatbot replies.
+"""DICES (Aroyo et al., 2023): diverse raters judge chatbot replies' safety.
 
 Raw files, from github google-research-datasets/dices-dataset:
   dices/990/diverse_safety_adversarial_dialog_990.csv

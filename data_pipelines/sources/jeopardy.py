@@ -1,4 +1,4 @@
-"""Jeopardy! clues and answers (the J! Archive scrape shared as JEOPARDY_CSV.csv).
+"""Jeopardy! clues and answers (a J! Archive scrape, JEOPARDY_CSV.csv).
 
 Raw file: `misc/JEOPARDY_CSV.csv`, a CSV whose header is `Show Number, Air
 Date, Round, Category, Value, Question, Answer` (the names after the first
