@@ -19,6 +19,8 @@ from data_pipelines.sources import (arc, drop, gpqa, hellaswag, truthful_qa,
                                     winogrande, wvs)
 from data_pipelines.sources import (diffuse, generativesocialchoice, haikus,
                                     polis, popquorn)
+from data_pipelines.sources import (babynames, bare, changemyview, dices,
+                                    hatespeech, jeopardy)
 
 TASKS: list[TaskSpec] = [
     *globaloqa.TASKS,
@@ -30,6 +32,12 @@ TASKS: list[TaskSpec] = [
     *generativesocialchoice.TASKS,
     *popquorn.TASKS,
     *haikus.TASKS,
+    *hatespeech.TASKS,
+    *dices.TASKS,
+    *babynames.TASKS,
+    *changemyview.TASKS,
+    *bare.TASKS,
+    *jeopardy.TASKS,
     *mmlu.TASKS,
     *wvs.TASKS,
     *gpqa.TASKS,

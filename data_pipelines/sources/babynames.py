@@ -172,13 +172,15 @@ def generate(ctx: BuildContext) -> Iterator[Instance]:
         mass = sum(c for _, c in group) * len(groups)
         w.extend(c / mass for _, c in group)
       names = _weighted_order(_common.seeded_rng(ctx, task, i), names, w)
+    else:
+      _common.seeded_rng(ctx, task, i).shuffle(names)
     span_text = (f"from {years[0]} - {years[-1]}" if span == ALL
                  else f"in {span}")
     yield Instance(
         id=f"{i:03d}_top_k={k}_ts={span}_sex={sex}_sampling={sampling}",
-        # The sampler shuffles every episode, so a population-weighted
-        # order is kept here but not yet shown to the model
-        # (docs/method.md#baby-names-order).
+        # The names in their drawn order (uniform or population-weighted,
+        # without replacement), shown as stored: the task does not shuffle
+        # its rows again (docs/method.md#baby-names-order).
         rows=[Row(output=n) for n in names],
         descriptions=[_description(sampling, k, sex, span_text)],
         extra={"sex": sex, "sampling": sampling, "top_k": k,
@@ -188,6 +190,7 @@ def generate(ctx: BuildContext) -> Iterator[Instance]:
 TASKS = [
     TaskSpec(name="babynames", suite_split="train", kind="icl",
              generate=generate, raw_files=RAW_FILES,
+             shuffle_rows=False,  # the stored order is the draw
              about="SSA baby names: the top-k names of a random sex, year "
              "range and sampling rule."),
 ]
