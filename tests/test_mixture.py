@@ -81,7 +81,7 @@ def test_report_is_a_table_then_json_keyed_by_task(suite_dir, sp_tokenizer):
   text = mixture.format_report(rows, sample=4, template="gemma",
                                max_tokens=1024)
   lines = text.splitlines()
-  assert "sample of at most 4 episodes per task" in lines[0]
+  assert "* = estimated from a seeded sample of 4 episodes" in lines[0]
   assert lines[1].split()[:3] == ["task", "split", "kind"]
   assert lines[3].startswith("cards ") and lines[5].startswith("urn ")
   data = json.loads(lines[-1])

@@ -145,20 +145,20 @@ def format_report(rows: list[TaskMixture], *, sample: int, template: str,
   line)."""
   cap = "no cap" if max_tokens is None else f"cut at {max_tokens}"
   head = (f"{'task':34s} {'split':11s} {'kind':14s} {'instances':>9s} "
-          f"{'episodes':>9s} {'mean_tokens*':>12s} {'token_share':>11s}")
-  lines = [f"mixture: episodes per epoch from TaskPlan; *mean tokens per "
-           f"episode estimated from a seeded sample of at most {sample} "
-           f"episodes per task (template {template}, {cap}, default "
-           "tokenizer); token share over the training tasks", head,
-           "-" * len(head)]
+          f"{'episodes':>9s} {'mean_tokens':>12s} {'token_share':>11s}")
+  lines = [f"mixture: episodes per epoch as training plans them; mean tokens "
+           f"per episode (template {template}, {cap}, default tokenizer), "
+           f"* = estimated from a seeded sample of {sample} episodes; token "
+           "share over the training tasks", head, "-" * len(head)]
   for r in rows:
-    mean = "-" if r.mean_tokens is None else f"{r.mean_tokens:.1f}"
+    mean = "-"
+    if r.mean_tokens is not None:
+      estimated = r.sampled < r.episodes_per_epoch
+      mean = f"{r.mean_tokens:.1f}" + ("*" if estimated else " ")
     share = "-" if r.token_share is None else f"{100 * r.token_share:.2f}%"
-    exact = "" if r.mean_tokens is None or r.sampled < r.episodes_per_epoch \
-        else " (exact)"
     lines.append(f"{r.task:34s} {r.suite_split + '/' + r.split:11s} "
                  f"{r.kind:14s} {r.instances:9d} {r.episodes_per_epoch:9d} "
-                 f"{mean:>12s} {share:>11s}{exact}")
+                 f"{mean:>12s} {share:>11s}")
   trained = [r for r in rows if r.training]
   tokens = sum(r.episodes_per_epoch * (r.mean_tokens or 0) for r in trained)
   lines.append(f"{len(trained)} training task(s): "
