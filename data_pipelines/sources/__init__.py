@@ -8,19 +8,47 @@ then too), so importing this package is cheap.
 from __future__ import annotations
 
 from data_pipelines.schema import TaskSpec
-from data_pipelines.sources import globaloqa, habermas, mmlu, numbergame
-from data_pipelines.sources import opinionqa
-from data_pipelines.sources import (ambient, collective_alignment,
-                                    community_alignment, gsm8k, helpsteer, imdb, issuebench, lewidi,
-                                    netflix, prism, titanic,
-                                    valueconsistency, valueprism)
-from data_pipelines.sources import chatbotarena, chemistry, novacomet
-from data_pipelines.sources import (arc, drop, gpqa, hellaswag, truthful_qa,
-                                    winogrande, wvs)
-from data_pipelines.sources import (diffuse, generativesocialchoice, haikus,
-                                    polis, popquorn)
-from data_pipelines.sources import (babynames, bare, changemyview, dices,
-                                    hatespeech, jeopardy)
+from data_pipelines.sources import (
+    ambient,
+    arc,
+    babynames,
+    bare,
+    changemyview,
+    chatbotarena,
+    chemistry,
+    collective_alignment,
+    community_alignment,
+    dices,
+    diffuse,
+    drop,
+    generativesocialchoice,
+    globaloqa,
+    gpqa,
+    gsm8k,
+    habermas,
+    haikus,
+    hatespeech,
+    hellaswag,
+    helpsteer,
+    imdb,
+    issuebench,
+    jeopardy,
+    lewidi,
+    mmlu,
+    netflix,
+    novacomet,
+    numbergame,
+    opinionqa,
+    polis,
+    popquorn,
+    prism,
+    titanic,
+    truthful_qa,
+    valueconsistency,
+    valueprism,
+    winogrande,
+    wvs,
+)
 
 TASKS: list[TaskSpec] = [
     *globaloqa.TASKS,
