@@ -193,6 +193,6 @@ def test_line_that_is_not_json(tmp_path):
   path = raw / "ambient" / "AmbiEnt" / "ambient_full.jsonl"
   with open(path, "a", encoding="utf-8") as f:
     f.write('{"premise": "cut off\n')
-  with pytest.raises(ValueError, match=r"ambient_full\.jsonl, line 15: not "
+  with pytest.raises(ValueError, match=r"ambient_full\.jsonl, line 15: not valid "
                      "JSON"):
     _build("ambient_premise_hypothesis", raw)

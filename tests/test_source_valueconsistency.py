@@ -83,7 +83,7 @@ def test_missing_key_and_bad_json(tmp_path):
                      r"\['country'\]"):
     _build(raw)
   raw2 = _write(tmp_path / "b", GOOD, "{not json\n")
-  with pytest.raises(ValueError, match="line 2: not JSON"):
+  with pytest.raises(ValueError, match="line 2: not valid JSON"):
     _build(raw2)
 
 

@@ -54,22 +54,30 @@ def _build(name, raw_dir, seed=0) -> list[Instance]:
 
 
 def test_task_table():
-  got = {s.name: (s.suite_split, s.kind, s.mean_k, s.fixed_k, s.p_desc)
-         for s in TASKS}
+  """The sources this file tests in depth; the others have their own
+  tests/test_source_<module>.py."""
+  got = {s.name: (s.suite_split, s.kind, s.mean_k, s.fixed_k, s.p_desc,
+                  s.episodes_per_instance, s.chunk_all_rows, s.shuffle_rows)
+         for s in TASKS if s.name.startswith(("globaloqa", "numbergame",
+                                              "habermas", "opinionqa", "mmlu"))}
   assert got == {
-      "globaloqa": ("test", "icl", None, None, 0.6),
-      "globaloqa_distributional": ("test", "distributional", None, None, 0.6),
-      "numbergame_individual": ("test", "icl", None, None, 0.6),
-      "numbergame_perc": ("test", "icl", 128, None, 0.6),
+      "globaloqa": ("test", "icl", None, None, 0.6, 2, False, True),
+      "globaloqa_distributional": ("test", "distributional", None, None, 0.6,
+                                   1, False, True),
+      "numbergame_individual": ("test", "icl", None, None, 0.6, 1, False, True),
+      "numbergame_perc": ("test", "icl", 128, None, 0.6, 1, True, True),
       "numbergame_distributional": ("test", "distributional", None, None,
-                                    0.6),
-      "habermas_question": ("test", "icl", 32, None, 0.6),
-      "habermas_individual": ("test", "icl", 32, None, 0.6),
-      "habermas_individual_categorical": ("test", "icl", 32, None, 0.6),
-      "habermas_distributional": ("test", "distributional", None, None, 0.6),
-      "opinionqa_individual": ("train", "icl", None, None, 0.6),
-      "opinionqa_questions": ("train", "icl", None, None, 0.6),
-      "mmlu": ("test", "icl", None, 20, 0.6),
+                                    0.6, 1, False, True),
+      "habermas_question": ("test", "icl", 32, None, 0.6, 1, True, True),
+      "habermas_individual": ("test", "icl", 32, None, 0.6, 1, False, True),
+      "habermas_individual_categorical": ("test", "icl", 32, None, 0.6, 1,
+                                          False, True),
+      "habermas_distributional": ("test", "distributional", None, None, 0.6,
+                                  1, False, True),
+      "opinionqa_individual": ("train", "icl", None, None, 0.6, 1, False,
+                               False),
+      "opinionqa_questions": ("train", "icl", None, None, 0.6, 1, False, True),
+      "mmlu": ("test", "icl", None, 20, 0.6, 1000, False, True),
   }
   for spec in TASKS:
     assert spec.suite_split == ("test" if spec.name.startswith(TEST_PREFIXES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import json
 import os
 import random
 import sys
@@ -146,6 +147,45 @@ def read_parquet(path: str, columns: Sequence[str]) -> list[dict[str, Any]]:
     raise ValueError(f"{path}: missing column(s) {missing}; the file has "
                      f"{table.column_names}.")
   return table.select(list(columns)).to_pylist()
+
+
+def parse_json_line(path: str, line: int, raw: bytes) -> Any:
+  """One JSON-lines record (Python's json accepts the bare `NaN` some
+  files hold); an error names the file and line."""
+  try:
+    text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+  except UnicodeDecodeError as e:
+    raise ValueError(f"{path}, line {line}: not UTF-8 text ({e.reason} at "
+                     f"byte {e.start + 1} of the line).") from e
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}, line {line}: not valid JSON ({e.msg} at "
+                     f"column {e.colno}): {text[:80]!r}") from None
+
+
+def read_jsonl(path: str, limit: int | None = None
+               ) -> Iterator[tuple[int, dict[str, Any]]]:
+  """Yields (line, object) for the first `limit` (default: every) non-blank
+  line of a JSON-lines file.
+
+  Raises:
+    ValueError: a line is not UTF-8 JSON or not a JSON object, naming the
+      file and line.
+  """
+  count = 0
+  with open(path, "rb") as f:
+    for n, raw in enumerate(f, 1):
+      if not raw.strip():
+        continue
+      if limit is not None and count >= limit:
+        return
+      count += 1
+      obj = parse_json_line(path, n, raw)
+      if not isinstance(obj, dict):
+        raise ValueError(f"{path}, line {n}: expected a JSON object, got "
+                         f"{type(obj).__name__}.")
+      yield n, obj
 
 
 def parse_literal(path: str, where: str, column: str, text: str) -> Any:

@@ -19,7 +19,6 @@ crowdworkers' label distribution per pair.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,25 +117,6 @@ DISTRIBUTION_DESCRIPTIONS = (
 )
 
 
-def read_jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
-  """Yields (line number, object) for each non-blank line of a JSON-lines file.
-
-  Raises:
-    ValueError: naming the file and line of text that is not a JSON object.
-  """
-  with open(path, encoding="utf-8") as f:
-    for n, text in enumerate(f, 1):
-      if not text.strip():
-        continue
-      try:
-        obj = json.loads(text)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path}, line {n}: not JSON ({e.msg} at column "
-                         f"{e.colno}): {text[:80]!r}") from None
-      if not isinstance(obj, dict):
-        raise ValueError(f"{path}, line {n}: expected a JSON object, got "
-                         f"{type(obj).__name__}.")
-      yield n, obj
 
 
 class _Line:
@@ -179,7 +159,7 @@ def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
 def _records(task: str, ctx: BuildContext,
              raw: RawFile) -> Iterator[_Line]:
   (path,) = _common.raw_paths(task, ctx, (raw,))
-  for line, obj in read_jsonl(path):
+  for line, obj in _common.read_jsonl(path):
     yield _Line(path, line, obj)
 
 

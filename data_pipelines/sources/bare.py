@@ -19,7 +19,6 @@ in chunks of GP(32), at most 500 episodes per generator.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -33,30 +32,8 @@ MEAN_K = 32
 MAX_EPISODES_PER_VARIANT = 500  # the release's max_total per generator
 
 
-def read_jsonl(path: str) -> Iterator[tuple[int, Any]]:
-  """Yields (line, value) for each non-blank line of a JSON-lines file.
-
-  Raises:
-    ValueError: a line is not JSON or not UTF-8, naming the line.
-  """
-  with open(path, "rb") as f:
-    for n, raw in enumerate(f, 1):
-      if raw.strip():
-        yield n, parse_jsonl_line(path, n, raw)
 
 
-def parse_jsonl_line(path: str, line: int, raw: bytes) -> Any:
-  """One JSON-lines record; Python's json accepts the bare `NaN` some hold."""
-  try:
-    text = raw.decode("utf-8")
-  except UnicodeDecodeError as e:
-    raise ValueError(f"{path}, line {line}: not UTF-8 text ({e.reason} at "
-                     f"byte {e.start + 1} of the line).") from e
-  try:
-    return json.loads(text)
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{path}, line {line}: not valid JSON ({e.msg} at "
-                     f"column {e.colno}).") from e
 
 
 class _Variant(NamedTuple):
@@ -374,7 +351,7 @@ def _examples(path: str, source: _Source) -> list[dict[str, Any]]:
   fields = list(dict.fromkeys(
       f for v in source.variants for f in (*v.given, *v.gen)))
   out = []
-  for line, rec in read_jsonl(path):
+  for line, rec in _common.read_jsonl(path):
     where = f"line {line}"
     if not isinstance(rec, dict):
       raise ValueError(f"{path}, {where}: expected a JSON object, got "

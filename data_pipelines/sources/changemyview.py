@@ -29,7 +29,6 @@ from typing import Any
 from data_pipelines.schema import (BuildContext, Download, Instance, RawFile,
                                    Row, TaskSpec, serialise_fields)
 from data_pipelines.sources import _common
-from data_pipelines.sources.bare import parse_jsonl_line
 
 _ZENODO = "https://zenodo.org/records/3778298"
 RAW = RawFile(
@@ -86,7 +85,7 @@ def _records(path: str, lines: list[int]) -> Iterator[tuple[int, dict]]:
     for n, raw in enumerate(f, 1):
       if n not in wanted:
         continue
-      rec = parse_jsonl_line(path, n, raw)
+      rec = _common.parse_json_line(path, n, raw)
       if not isinstance(rec, dict):
         raise ValueError(f"{path}, line {n}: expected a JSON object, got "
                          f"{type(rec).__name__}.")

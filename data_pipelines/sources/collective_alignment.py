@@ -61,27 +61,6 @@ DESCRIPTION = (
     "subjective.\nAnnotator demographics: ")
 
 
-def read_jsonl(path: str, limit: int | None = None
-               ) -> Iterator[tuple[int, dict[str, Any]]]:
-  """(line, object) for the first `limit` non-blank lines of a JSON-lines
-  file; a line that is not a JSON object is an error naming file and line."""
-  with open(path, encoding="utf-8-sig") as f:
-    count = 0
-    for line_no, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      if limit is not None and count >= limit:
-        return
-      count += 1
-      try:
-        obj = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path}, line {line_no}: not valid JSON "
-                         f"({e.msg}).") from e
-      if not isinstance(obj, dict):
-        raise ValueError(f"{path}, line {line_no}: expected a JSON object, "
-                         f"got {type(obj).__name__}.")
-      yield line_no, obj
 
 
 def _need(path: str, line: int, obj: dict, key: str, kind: type) -> Any:
@@ -100,7 +79,7 @@ def _prompts(path: str) -> dict[Any, dict[str, str]]:
   The file repeats a prompt once per assessment; the last copy wins.
   """
   lookup = {}
-  for line, obj in read_jsonl(path, MAX_ROWS):
+  for line, obj in _common.read_jsonl(path, MAX_ROWS):
     messages = _need(path, line, _need(path, line, obj, "prompt", dict),
                      "messages", list)
     users = [m.get("content") for m in messages
@@ -136,7 +115,7 @@ def generate_individual(ctx: BuildContext) -> Iterator[Instance]:
   comparisons_path, merged_path = _common.raw_paths(
       "collective_alignment_individual", ctx, (COMPARISONS, MERGED))
   prompts = _prompts(comparisons_path)
-  assessments = list(read_jsonl(merged_path, MAX_ROWS))
+  assessments = list(_common.read_jsonl(merged_path, MAX_ROWS))
   counts: dict[Any, int] = {}
   for _, obj in assessments:
     counts[obj.get("annotator_id")] = counts.get(obj.get("annotator_id"), 0) + 1

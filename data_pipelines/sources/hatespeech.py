@@ -25,7 +25,6 @@ from typing import Any
 from data_pipelines.schema import (BuildContext, Download, Instance, RawFile,
                                    Row, TaskSpec)
 from data_pipelines.sources import _common
-from data_pipelines.sources.bare import read_jsonl
 
 _STUDY = "https://data.esrg.stanford.edu/study/toxicity-perspectives"
 RAW = RawFile(
@@ -70,7 +69,7 @@ def generate(ctx: BuildContext) -> Iterator[Instance]:
   """One instance per rater, the first MAX_RATERS in order of appearance."""
   (path,) = _common.raw_paths("hatespeech_individual", ctx, (RAW,))
   raters: dict[str, list[Row]] = {}
-  for line, rec in read_jsonl(path):
+  for line, rec in _common.read_jsonl(path):
     where = f"line {line}"
     if not isinstance(rec, dict):
       raise ValueError(f"{path}, {where}: expected a JSON object, got "

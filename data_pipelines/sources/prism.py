@@ -26,7 +26,6 @@ from typing import Any
 from data_pipelines.schema import (BuildContext, Download, Instance, RawFile,
                                    Row, TaskSpec, serialise_fields)
 from data_pipelines.sources import _common
-from data_pipelines.sources.ambient import read_jsonl
 
 HF_REPO = "HannahRoseKirk/prism-alignment"
 REVISION = "18ab5cfb37456f4ec8cbc00212ce54cf7b1239f6"  # main, "Update README.md"
@@ -98,10 +97,10 @@ def _conversations(task: str, ctx: BuildContext,
   """The conversation records and, if asked, user id -> demographics line."""
   files = (CONVERSATIONS, SURVEY) if with_survey else (CONVERSATIONS,)
   paths = _common.raw_paths(task, ctx, files)
-  records = [_Line(paths[0], n, obj) for n, obj in read_jsonl(paths[0])]
+  records = [_Line(paths[0], n, obj) for n, obj in _common.read_jsonl(paths[0])]
   demographics: dict[str, str] = {}
   if with_survey:
-    for n, obj in read_jsonl(paths[1]):
+    for n, obj in _common.read_jsonl(paths[1]):
       person = _Line(paths[1], n, obj)
       demographics.setdefault(person.text("user_id"), _demographics(person))
   return records, demographics

@@ -13,7 +13,6 @@ original (non-paraphrased) questions are used.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -36,35 +35,21 @@ DESCRIPTIONS = (
 )
 
 
-def read_jsonl(path: str, keys: Sequence[str]
-               ) -> Iterator[tuple[int, dict[str, Any]]]:
-  """Yields (line, record) for each non-blank line of a JSON-lines file.
-
-  Raises:
-    ValueError: a line is not a JSON object or lacks one of `keys`.
-  """
-  with open(path, encoding="utf-8") as f:
-    for line, text in enumerate(f, 1):
-      if not text.strip():
-        continue
-      try:
-        rec = json.loads(text)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path}, line {line}: not JSON ({e})") from e
-      if not isinstance(rec, dict):
-        raise ValueError(f"{path}, line {line}: expected a JSON object, got "
-                         f"{type(rec).__name__}")
-      missing = [k for k in keys if k not in rec]
-      if missing:
-        raise ValueError(f"{path}, line {line}: missing key(s) {missing}")
-      yield line, rec
+def _records(path: str, keys: Sequence[str]
+             ) -> Iterator[tuple[int, dict[str, Any]]]:
+  """(line, record) of each JSON-lines record; a missing key is an error."""
+  for line, rec in _common.read_jsonl(path):
+    missing = [k for k in keys if k not in rec]
+    if missing:
+      raise ValueError(f"{path}, line {line}: missing key(s) {missing}")
+    yield line, rec
 
 
 def generate(ctx: BuildContext) -> Iterator[Instance]:
   """One instance: {controversial, language, country} -> question."""
   (path,) = _common.raw_paths("valueconsistency", ctx, (RAW,))
   rows = []
-  for line, rec in read_jsonl(path, ("question", "rephrase", *GIVEN)):
+  for line, rec in _records(path, ("question", "rephrase", *GIVEN)):
     where = f"line {line}"
     rephrase = rec["rephrase"]
     # The dataset card says bool; the authors' GitHub copy writes 0/1.
