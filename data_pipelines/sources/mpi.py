@@ -15,13 +15,19 @@ One task (docs/method.md#distributional-tasks, docs/method.md#distributional-ali
   mpi: one instance per item (120); options `1`..`5`, target the shares of
     the answered responses.
 
-Deliberate difference from the release (docs/method.md#mpi-scale): the
-release scores a six-point scale 0..5 with 0 as "Strongly disagree", but in
-this file 0 means the respondent did not answer (Johnson's coding; the
+Deliberate difference from the release (docs/method.md#distributional-tasks):
+the release scores a six-point scale 0..5 with 0 as "Strongly disagree", but
+in this file 0 means the respondent did not answer (Johnson's coding; the
 companion repository's notebook, analyze_data_mpi.ipynb, says "values of 0 =
-ppl who did not answer" and drops them). So 0s are dropped here and the five
-answered points 1..5 are scored, with the release's agreement wording moved
-onto a five-point scale whose midpoint is neutral, as the questionnaire's is.
+ppl who did not answer" and means to drop them). So 0s are dropped here and
+the five answered points 1..5 are scored, with the release's agreement
+wording moved onto a five-point scale whose midpoint is neutral, as the
+questionnaire's is ("Very inaccurate" .. "Very accurate").
+
+Not changed: that notebook also flips 1<->5 for the items whose `key` is -1,
+saying they "were labelled backwards on the original survey"; the release
+does not, and we cannot check the Drive file, so responses are read as
+stored (a rating of the statement as worded).
 """
 
 from __future__ import annotations
