@@ -15,7 +15,7 @@ One task (docs/method.md#distributional-tasks, docs/method.md#distributional-ali
   mpi: one instance per item (120); options `1`..`5`, target the shares of
     the answered responses.
 
-Deliberate difference from the release (docs/method.md#distributional-tasks):
+Deliberate difference from the release (docs/method.md#mpi-scale):
 the release scores a six-point scale 0..5 with 0 as "Strongly disagree", but
 in this file 0 means the respondent did not answer (Johnson's coding; the
 companion repository's notebook, analyze_data_mpi.ipynb, says "values of 0 =
