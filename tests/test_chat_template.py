@@ -270,7 +270,7 @@ def test_score_with_the_chat_template_matches_one_forward(chat_hf_dir, tmp_path)
   req.write_text("".join(json.dumps(x) + "\n" for x in lines))
   out = tmp_path / "scores.jsonl"
   proc = run_cli("spectrax.score", f"--input={req}", f"--output={out}",
-                 f"--hf_checkpoint={chat_hf_dir}", "--buckets=1024", "--no_progress")
+                 f"--hf_checkpoint={chat_hf_dir}", "--buckets=2048", "--no_progress")
   assert proc.returncode == 0, proc.stderr[-3000:]
   got = json.loads(out.read_text().splitlines()[0])
   # The reference: the prompt the release's chat format gives, scored by torch.
@@ -296,7 +296,7 @@ def test_evaluate_with_the_chat_template_end_to_end(chat_hf_dir, eval_suite, tmp
   proc = run_cli("spectrax.evaluate", "--suite=all", f"--suite_dir={eval_suite.path}",
                  f"--out={out}", f"--model=it=hf:{chat_hf_dir}#chat", "--num_episodes=2",
                  "--num_capability_episodes=1", "--num_questions=2", "--num_samples=2",
-                 "--max_tokens=1024", "--sample_batch_size=8")
+                 "--max_tokens=3000", "--sample_batch_size=8")
   assert proc.returncode == 0, proc.stderr[-3000:]
   metrics = json.loads((out / "metrics.json").read_text())
   result = metrics["models"]["it"] if "models" in metrics else metrics["it"]
