@@ -91,7 +91,7 @@ TEMPLATES: dict[str, Template] = {
 
 # `chat` formats with a checkpoint's own Jinja chat template, so it needs the
 # tokenizer: spectrax/data/chat_template.py builds it (evaluation and scoring
-# only; docs/method.md#chat-template).
+# only; docs/method.md#templates).
 CHAT = "chat"
 TEMPLATE_NAMES = (*TEMPLATES, CHAT)
 

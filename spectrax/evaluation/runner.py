@@ -12,7 +12,7 @@ optionally followed by `#TEMPLATE` to choose its template; otherwise a
 workdir's training template is used and HF checkpoints get
 `settings.template`. `#chat` (or `--template=chat`) formats with the
 checkpoint's own chat template, for instruct comparators
-(docs/method.md#chat-template). Models are loaded one at a time; after each,
+(docs/method.md#templates). Models are loaded one at a time; after each,
 `metrics.json` and `report.html` in `out` are rewritten, so a crash keeps what
 was done.
 """

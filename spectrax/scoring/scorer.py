@@ -50,7 +50,7 @@ class ScoreRequest:
   With a template, each option is preceded by the template's
   ``content_prefix`` (the colon template's space, docs/method.md#distributional-alignment).
   ``template`` is a name (``"chat"``: the scorer's tokenizer's own chat
-  template, docs/method.md#chat-template) or a template object.
+  template, docs/method.md#templates) or a template object.
   """
 
   id: str
