@@ -8,6 +8,8 @@ A model is `NAME=hf:DIR` (an HF checkpoint directory) or
 `NAME=workdir:DIR[@STEP]` (a spectrax training run, newest step by default),
 optionally followed by `#TEMPLATE` to choose its template; otherwise a
 workdir's training template is used and HF checkpoints get `--template`.
+`#chat` formats with the checkpoint's own chat template (instruct models):
+  --model=gemma_it=hf:/ckpt/gemma-3-12b-it#chat
 Models are loaded one at a time; after each, `metrics.json` and
 `report.html` in `--out` are rewritten, so a crash keeps what was done.
 """
@@ -34,7 +36,8 @@ _SUITE_DIR = flags.DEFINE_string("suite_dir", "suite",
 _OUT = flags.DEFINE_string("out", "eval_out", "Report directory.")
 _TEMPLATE = flags.DEFINE_string(
     "template", _D.template, "Template of models that do not record one (HF "
-    "checkpoints); 'colon' suits plain pretrained models.")
+    "checkpoints); 'colon' suits plain pretrained models, 'chat' instruct models "
+    "(the checkpoint's own chat template).")
 _NUM_EPISODES = flags.DEFINE_integer("num_episodes", _D.num_episodes,
                                      "Steerability episodes per task.", lower_bound=1)
 _NUM_CAPABILITY_EPISODES = flags.DEFINE_integer(

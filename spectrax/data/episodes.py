@@ -17,7 +17,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from spectrax.data import templates as templates_lib
+from spectrax.data.chat_template import ChatTemplate
 from spectrax.data.tokenizer import Tokenizer
+
+# A named template, or the `chat` template bound to a tokenizer
+# (spectrax/data/chat_template.py; evaluation and scoring only).
+AnyTemplate = templates_lib.Template | ChatTemplate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +56,8 @@ def as_messages(messages: Sequence[MessageLike]) -> list[Message]:
   return out
 
 
-def _template(template: str | templates_lib.Template) -> templates_lib.Template:
-  if isinstance(template, templates_lib.Template):
+def _template(template: str | AnyTemplate) -> AnyTemplate:
+  if isinstance(template, (templates_lib.Template, ChatTemplate)):
     return template
   return templates_lib.get_template(template)
 
@@ -73,9 +78,11 @@ def _message_pieces(message: Message, t: templates_lib.Template,
   return pieces
 
 
-def _episode_pieces(messages: list[Message], t: templates_lib.Template
+def _episode_pieces(messages: list[Message], t: AnyTemplate
                     ) -> list[list[tuple[str, bool]]]:
   """Per message, its pieces, applying the no-description rule."""
+  if isinstance(t, ChatTemplate):
+    return t.episode(messages).per_message
   has_description = bool(messages) and messages[0].role == "description"
   first_output_seen = False
   per_message = []
@@ -87,8 +94,15 @@ def _episode_pieces(messages: list[Message], t: templates_lib.Template
   return per_message
 
 
+def _generation_prompt(messages: list[Message], t: AnyTemplate) -> str:
+  """What a prompt ends with after `messages` (the chat template's depends on them)."""
+  if isinstance(t, ChatTemplate):
+    return t.generation_prompt_for(messages)
+  return t.generation_prompt()
+
+
 def format_episode(messages: Sequence[MessageLike],
-                   template: str | templates_lib.Template,
+                   template: str | AnyTemplate,
                    add_generation_prompt: bool = False
                    ) -> list[tuple[str, bool]]:
   """The episode as ordered text segments, each flagged whether it has loss.
@@ -98,9 +112,14 @@ def format_episode(messages: Sequence[MessageLike],
   With no description the first output is context (docs/method.md#episodes-and-templates).
   """
   t = _template(template)
-  pieces = [p for ps in _episode_pieces(as_messages(messages), t) for p in ps]
-  if add_generation_prompt:
-    pieces.append((t.generation_prompt(), False))
+  msgs = as_messages(messages)
+  if isinstance(t, ChatTemplate):
+    chat = t.episode(msgs, add_generation_prompt)
+    pieces = [p for ps in chat.per_message for p in ps] + [(chat.tail, False)]
+  else:
+    pieces = [p for ps in _episode_pieces(msgs, t) for p in ps]
+    if add_generation_prompt:
+      pieces.append((t.generation_prompt(), False))
   merged: list[tuple[str, bool]] = []
   for text, loss in pieces:
     if merged and merged[-1][1] == loss:
@@ -134,7 +153,7 @@ class TokenizedEpisode:
 
 
 def tokenize_episode(messages: Sequence[MessageLike],
-                     template: str | templates_lib.Template,
+                     template: str | AnyTemplate,
                      tokenizer: Tokenizer,
                      max_tokens: int | None = None,
                      add_generation_prompt: bool = False,
@@ -162,10 +181,11 @@ def tokenize_episode(messages: Sequence[MessageLike],
   mask: list[bool] = [False] * len(ids)
   kept_text: list[str] = []
   kept_ids, kept_mask, kept_text_len = len(ids), len(ids), 0
+  kept_messages = 0
   num_examples = kept_examples = 0
   truncated = False
   first_piece = True
-  for m, pieces in zip(msgs, per_message):
+  for n, (m, pieces) in enumerate(zip(msgs, per_message)):
     for text, loss in pieces:
       piece_ids = tokenizer.encode(text, continuation=not first_piece)
       first_piece = False
@@ -179,19 +199,19 @@ def tokenize_episode(messages: Sequence[MessageLike],
     if m.role in ("output", "description"):
       num_examples += m.role == "output"
       kept_ids, kept_mask, kept_text_len = len(ids), len(mask), len(kept_text)
-      kept_examples = num_examples
+      kept_examples, kept_messages = num_examples, n + 1
   if truncated or (msgs and msgs[-1].role == "input" and
                    not add_generation_prompt):
     ids, mask = ids[:kept_ids], mask[:kept_mask]
     kept_text = kept_text[:kept_text_len]
   else:
-    kept_examples = num_examples
+    kept_examples, kept_messages = num_examples, len(msgs)
   if add_generation_prompt:
-    gen_ids = tokenizer.encode(t.generation_prompt(),
-                               continuation=bool(kept_text))
+    gen_text = _generation_prompt(msgs[:kept_messages], t)
+    gen_ids = tokenizer.encode(gen_text, continuation=bool(kept_text))
     ids.extend(gen_ids)
     mask.extend([False] * len(gen_ids))
-    kept_text.append(t.generation_prompt())
+    kept_text.append(gen_text)
   mismatch = False
   if check_joint and kept_text:
     joint = ([] if tokenizer.bos_id is None else [tokenizer.bos_id]) + \

@@ -89,7 +89,20 @@ TEMPLATES: dict[str, Template] = {
     ),
 }
 
+# `chat` formats with a checkpoint's own Jinja chat template, so it needs the
+# tokenizer: spectrax/data/chat_template.py builds it (evaluation and scoring
+# only; docs/method.md#templates).
+CHAT = "chat"
+TEMPLATE_NAMES = (*TEMPLATES, CHAT)
+
+
 def get_template(name: str) -> Template:
+  if name == CHAT:
+    raise ValueError(
+        "template 'chat' formats with an instruct checkpoint's own chat template and is for "
+        "evaluating instruct comparators (python -m spectrax.evaluate --model=NAME=hf:DIR#chat, "
+        "or \"template\": \"chat\" in python -m spectrax.score requests), not for training: "
+        f"choose one of {sorted(TEMPLATES)} (config field `template`).")
   try:
     return TEMPLATES[name]
   except KeyError:

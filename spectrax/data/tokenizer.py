@@ -194,6 +194,28 @@ class HFTokenizer(Tokenizer):
   def decode(self, ids: Sequence[int]) -> str:
     return self._tok.decode(list(ids))
 
+  # The `chat` template's needs (spectrax/data/chat_template.py).
+
+  @property
+  def chat_template(self) -> str | None:
+    """The directory's Jinja chat template, if it has one."""
+    return getattr(self._tok, "chat_template", None)
+
+  @property
+  def bos_token(self) -> str | None:
+    return self._tok.bos_token
+
+  def added_tokens(self) -> list[str]:
+    """The tokenizer's added (special and user-defined) token strings."""
+    return list(self._tok.get_added_vocab())
+
+  def apply_chat_template(self, conversation: list[dict[str, str]], *,
+                          add_generation_prompt: bool, **variables) -> str:
+    """The chat template's text of `conversation` (offline; nothing tokenised)."""
+    return self._tok.apply_chat_template(conversation, tokenize=False,
+                                         add_generation_prompt=add_generation_prompt,
+                                         **variables)
+
 
 def load_tokenizer(path: str) -> Tokenizer:
   """Loads a tokenizer from an HF directory or a SentencePiece `.model` file."""

@@ -79,7 +79,7 @@ def _episode_questions(bundle: ModelBundle, task: str, episodes, max_tokens: int
   whose example fits within `max_tokens`."""
   questions = []
   for index, messages in episodes:
-    kept = tokenize_episode(messages, bundle.template, bundle.tokenizer,
+    kept = tokenize_episode(messages, bundle.formatter(), bundle.tokenizer,
                             max_tokens=max_tokens,
                             check_joint=False).num_examples
     for j, (prompt, labels, answer) in enumerate(
@@ -91,8 +91,9 @@ def _episode_questions(bundle: ModelBundle, task: str, episodes, max_tokens: int
 def _choice_correct(bundle: ModelBundle, choice: list[tuple], desc: str,
                     progress: bool) -> list[tuple[int, float]]:
   """(example index, 1.0 if the most likely label is the answer else 0.0)."""
+  template = bundle.formatter()
   requests = [score_request(id=qid, options=labels, messages=_as_dicts(prompt),
-                            template=bundle.template)
+                            template=template)
               for qid, _, labels, _, prompt in choice]
   correct = []
   for q, res in progress_bar(zip(choice, bundle.scorer.score(requests), strict=True),

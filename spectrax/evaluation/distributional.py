@@ -47,16 +47,18 @@ def question_messages(record) -> list[dict[str, str]]:
   return messages
 
 
-def distributional_request(request_id: str, record, template: str):
+def distributional_request(request_id: str, record, template):
   """The scoring request of one distributional question.
 
-  With the colon template the release names the output after the task
+  `template` is a template name or object (the chat template with the
+  release's distributional settings, `ModelBundle.formatter`). With the
+  colon template the release names the output after the task
   (docs/method.md#distributional-alignment): `\n\nOutput` becomes `\nOutput`, then every `Output` becomes
   the record's `output_name` (e.g. `Response (letter)`), options after a space.
   """
   messages = question_messages(record)
   output_name = (record.extra or {}).get("output_name")
-  if template != "colon" or not output_name:
+  if getattr(template, "name", template) != "colon" or not output_name:
     return score_request(id=request_id, options=list(record.options), messages=messages,
                          template=template, target=list(record.target))
   colon = templates_lib.get_template("colon")
@@ -84,7 +86,8 @@ def _task_result(bundle: ModelBundle, suite: Suite, task: str,
   """One task's per-question metrics, their means, and the shown examples."""
   source = suite.source(task, "test")
   records = task_records(source, sample_indices(len(source), num_questions, seed))
-  requests = [distributional_request(f"{task}/{r.id}", r, bundle.template)
+  template = bundle.formatter("distributional")
+  requests = [distributional_request(f"{task}/{r.id}", r, template)
               for r in records]
   shown = set(sample_indices(len(records), num_examples, seed + 1))
   per_question, examples = [], []

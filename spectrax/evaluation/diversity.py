@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from spectrax.data import templates as templates_lib
+from spectrax.data.chat_template import ChatTemplate
 from spectrax.data.episodes import Message, format_episode
 from spectrax.data.suite_reader import Suite
 from spectrax.evaluation import metrics as metrics_lib
@@ -83,14 +84,20 @@ def _sample_task(bundle: ModelBundle, template: templates_lib.Template, record,
   `num_shown` most common ones."""
   check = validity.check_for_record(record)
   eos = bundle.tokenizer.eos_id
+  stop_ids = () if eos is None else (eos,)
+  stops = SAMPLING_STOPS
+  if isinstance(template, ChatTemplate):
+    # docs/method.md#templates: also stop at the model's own end-of-turn token.
+    stop_ids += (template.end_of_turn_id,)
+    stops += (template.stop,) if template.stop not in stops else ()
   prompts = ["".join(text for text, _ in format_episode(
       diversity_messages(record, v), template, add_generation_prompt=True))
              for v in variants]
   samples = bundle.sampler.sample(
       prompts, num_samples=num_samples,
       max_new_tokens=int(record.extra["max_new_tokens"]), temperature=1.0,
-      top_p=1.0, top_k=0, stop_strings=SAMPLING_STOPS,
-      stop_token_ids=() if eos is None else (eos,), seed=seed)
+      top_p=1.0, top_k=0, stop_strings=stops,
+      stop_token_ids=stop_ids, seed=seed)
   per_variant = {}
   for variant, raw in zip(variants, samples, strict=True):
     gens = [clean_generation(g) for g in raw]
@@ -118,7 +125,9 @@ def diversity(bundle: ModelBundle, suite: Suite,
     raise ValueError(f"model {bundle.name!r} has no sampler; the diversity "
                      "suite samples generations.")
   records = _generation_tasks(suite, tasks)
-  template = templates_lib.get_template(bundle.template)
+  template = bundle.formatter("diversity")
+  if isinstance(template, str):
+    template = templates_lib.get_template(template)
   result: dict[str, Any] = {"template": bundle.template, "tasks": {},
                             "num_samples": num_samples}
   for rec in progress_bar(records, f"{bundle.name} diversity", len(records),

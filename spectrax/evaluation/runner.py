@@ -10,7 +10,9 @@ A model is `NAME=hf:DIR` (an HF checkpoint directory) or
 `NAME=workdir:DIR[@STEP]` (a spectrax training run, newest step by default),
 optionally followed by `#TEMPLATE` to choose its template; otherwise a
 workdir's training template is used and HF checkpoints get
-`settings.template`. Models are loaded one at a time; after each,
+`settings.template`. `#chat` (or `--template=chat`) formats with the
+checkpoint's own chat template, for instruct comparators
+(docs/method.md#templates). Models are loaded one at a time; after each,
 `metrics.json` and `report.html` in `out` are rewritten, so a crash keeps what
 was done.
 """
@@ -30,6 +32,7 @@ import numpy as np
 
 from spectrax.checkpoints.loading import load_model
 from spectrax.data import templates as templates_lib
+from spectrax.data.chat_template import ChatTemplate, ChatTemplateError
 from spectrax.data.suite_reader import Suite
 from spectrax.evaluation import report, suites
 from spectrax.evaluation.steerability import default_icl_tasks
@@ -53,7 +56,8 @@ class EvalSettings:
   Attributes:
     suite: one of `suites.SUITES`, or "all".
     template: for models that do not record one (HF checkpoints); "colon"
-      suits plain pretrained models.
+      suits plain pretrained models, "chat" instruct models (their own chat
+      template).
     tasks: restrict every suite to these task names (diversity: task keys).
     num_episodes: steerability episodes per task (of those that reach the
       task's k), 1000 as the release's `--max_eval_examples 1000`
@@ -133,6 +137,8 @@ def parse_model(text: str) -> ModelSpec:
 
 
 def _check_template(name: str, where: str) -> None:
+  if name == templates_lib.CHAT:  # Needs the model's tokenizer: checked once it loads.
+    return
   try:
     templates_lib.get_template(name)
   except ValueError as e:
@@ -252,7 +258,14 @@ def evaluate_model(spec: ModelSpec, suite: Suite, settings: EvalSettings,
       step=spec.step, mesh=mesh)
   template = spec.template or loaded.template or settings.template
   _check_template(template, f"model {spec.name!r}")
-  if template != "colon":
+  chat = None
+  if template == templates_lib.CHAT:
+    try:
+      chat = ChatTemplate(loaded.tokenizer)
+    except ChatTemplateError as e:
+      raise EvalError(f"model {spec.name!r}: {e} (choose its template with "
+                      "--model=NAME=...#TEMPLATE)") from None
+  elif template != "colon":
     try:
       loaded.tokenizer.require_single_tokens(
           templates_lib.get_template(template).special_tokens, template)
@@ -264,7 +277,7 @@ def evaluate_model(spec: ModelSpec, suite: Suite, settings: EvalSettings,
       scorer=_FiniteScorer(Scorer(loaded.model, loaded.tokenizer, mesh=mesh), spec.name),
       sampler=Sampler(loaded.model, loaded.tokenizer, mesh=mesh,
                       batch_size=settings.sample_batch_size)
-      if "diversity" in names else None)
+      if "diversity" in names else None, chat=chat)
   out = {"_model": {"source": f"{spec.kind}:{spec.path}",
                     "loaded": loaded.name, "template": template}}
   for name, tasks in plan.items():

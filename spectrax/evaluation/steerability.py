@@ -87,7 +87,7 @@ def _tokenize_for_scoring(bundle: ModelBundle, episodes, max_tokens: int | None)
   tokenized = []
   counts = dict.fromkeys(("episodes", "dropped", "truncated", "mismatch"), 0)
   for index, messages in episodes:
-    ep = tokenize_episode(messages, bundle.template, bundle.tokenizer,
+    ep = tokenize_episode(messages, bundle.formatter(), bundle.tokenizer,
                           max_tokens=max_tokens)
     counts["truncated"] += int(ep.truncated)
     counts["mismatch"] += int(ep.mismatch)

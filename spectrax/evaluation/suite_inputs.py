@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import tqdm
 
+from spectrax.data.chat_template import CHAT, ChatTemplate
 from spectrax.data.episode_planning import TaskPlan, plan_messages
 from spectrax.data.episodes import Message
 from spectrax.data.suite_reader import Suite
@@ -40,6 +41,8 @@ class ModelBundle:
       spectrax/scoring/scorer.py).
     sampler: has `sample(prompts, ...)` (spectrax/scoring/sampler.py); only
       the diversity suite needs it.
+    chat: with template "chat", the `ChatTemplate` bound to the model's
+      tokenizer (docs/method.md#templates).
   """
 
   name: str
@@ -47,6 +50,17 @@ class ModelBundle:
   tokenizer: Tokenizer
   scorer: Any
   sampler: Any = None
+  chat: Any = None
+
+  def formatter(self, purpose: str = "icl"):
+    """What episodes and prompts are formatted with: the template's name, or
+    for "chat" the chat template with the release's settings for `purpose`
+    ("icl", "distributional" or "diversity")."""
+    if self.template != CHAT:
+      return self.template
+    if self.chat is None:
+      self.chat = ChatTemplate(self.tokenizer)
+    return self.chat.with_prompting(purpose)
 
 
 def progress_bar(iterable: Iterable, desc: str, total: int | None, progress: bool):

@@ -4,7 +4,8 @@
         --hf_checkpoint=DIR            # or --workdir=DIR [--step=N]
 
 Input lines: ``{"id", "prompt" | "messages" + "template", "options": [...],
-"target": [...]?, "ordinal": bool?}``. Output lines: ``{"id", "logprobs",
+"target": [...]?, "ordinal": bool?}``; ``"template": "chat"`` formats the
+messages with the checkpoint's own chat template (docs/method.md#templates). Output lines: ``{"id", "logprobs",
 "num_tokens", "greedy"}``, plus ``boundary_mismatch`` / ``truncated`` when set
 and, with a ``target``, what ``target_metrics`` computes (the command line
 passes ``spectrax.evaluation.metrics.distributional_metrics``; scoring sits
@@ -73,8 +74,8 @@ def check_request(obj) -> str | None:
     if "template" in obj:
       return "'template' goes with 'messages'; a raw 'prompt' is used as is"
   else:
-    if obj.get("template") not in templates_lib.TEMPLATES:
-      return (f"'messages' needs 'template', one of {sorted(templates_lib.TEMPLATES)}; got "
+    if obj.get("template") not in templates_lib.TEMPLATE_NAMES:
+      return (f"'messages' needs 'template', one of {list(templates_lib.TEMPLATE_NAMES)}; got "
               f"{obj.get('template')!r}")
     if not isinstance(obj["messages"], list):
       return "'messages' must be a list of {'role', 'content'} objects"

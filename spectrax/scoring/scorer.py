@@ -26,6 +26,7 @@ import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -35,6 +36,7 @@ from jax.sharding import Mesh, NamedSharding
 from spectrax.parallel import sharding
 from spectrax.scoring import layout as layout_lib
 from spectrax.data import templates as templates_lib
+from spectrax.data.chat_template import ChatTemplate
 from spectrax.data.episodes import format_episode
 from spectrax.models.loss import chunked_token_stats
 
@@ -47,13 +49,15 @@ class ScoreRequest:
 
   With a template, each option is preceded by the template's
   ``content_prefix`` (the colon template's space, docs/method.md#distributional-alignment).
+  ``template`` is a name (``"chat"``: the scorer's tokenizer's own chat
+  template, docs/method.md#templates) or a template object.
   """
 
   id: str
   options: list[str]
   prompt: str | None = None
   messages: list | None = None
-  template: str | None = None
+  template: Any = None
   target: list[float] | None = None
 
 
@@ -114,6 +118,7 @@ class Scorer:
     self.chunk_size = chunk_size
     self.graphdef, self.state = nnx.split(model)
     self.stats = {"requests": 0, "options": 0, "boundary_mismatches": 0, "truncated": 0}
+    self._chat: ChatTemplate | None = None
     self._batch_sharding = None
     if mesh is not None:
       if any(d.process_index != jax.process_index() for d in mesh.devices.flat):
@@ -165,13 +170,14 @@ class Scorer:
     if req.messages is not None:
       if req.template is None:
         raise ValueError(f"request {req.id!r}: 'messages' needs a 'template' "
-                         f"(one of {sorted(templates_lib.TEMPLATES)})")
+                         f"(one of {list(templates_lib.TEMPLATE_NAMES)})")
       try:
-        text = "".join(t for t, _ in format_episode(req.messages, req.template,
+        template = self._template(req.template)
+        text = "".join(t for t, _ in format_episode(req.messages, template,
                                                      add_generation_prompt=True))
       except ValueError as e:
         raise ValueError(f"request {req.id!r}: {e}") from e
-      prefix = templates_lib.get_template(req.template).content_prefix
+      prefix = template.content_prefix
     else:
       text = req.prompt
     if not req.options:
@@ -212,6 +218,17 @@ class Scorer:
                   "(%d requests truncated so far)", req.id, len(prompt) - len(block.prompt), top,
                   self.stats["truncated"])
     return _Encoded(block, mismatch, truncated)
+
+  def _template(self, template):
+    """A request's template: a name, ``"chat"`` (this tokenizer's chat template,
+    built once), or a template object."""
+    if not isinstance(template, str):
+      return template
+    if template != templates_lib.CHAT:
+      return templates_lib.get_template(template)
+    if self._chat is None:
+      self._chat = ChatTemplate(self.tokenizer)
+    return self._chat
 
   def score(self, requests: Iterable[ScoreRequest], *,
             on_error: Callable[[ScoreRequest, ValueError], None] | None = None

@@ -29,6 +29,10 @@ def _need(cond: bool, message: str) -> None:
 
 def validate(c: ml_collections.ConfigDict) -> None:
   """Checks the fields a run needs, before anything expensive starts."""
+  _need(c.data.template != templates.CHAT,
+        "data.template='chat' formats with an instruct checkpoint's own chat template and is "
+        "for evaluating instruct comparators (spectrax.evaluate --model=NAME=hf:DIR#chat), not "
+        f"for training: use one of {sorted(templates.TEMPLATES)}.")
   _need(c.data.template in templates.TEMPLATES,
         f"data.template={c.data.template!r}: use one of "
         f"{sorted(templates.TEMPLATES)} (--config.data.template=gemma).")
