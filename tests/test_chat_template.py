@@ -1,4 +1,4 @@
-"""The `chat` template (spectrax/data/chat_template.py, docs/method.md#templates):
+"""The `chat` template (spectrax/data/chat_template.py, docs/method.md#chat-template):
 an instruct checkpoint's own Jinja chat template, read offline from a tokenizer
 directory, with exact loss spans; and spectrax.score / spectrax.evaluate using it."""
 

@@ -1,6 +1,6 @@
 """The `chat` template: an instruct checkpoint's own chat template, for evaluation.
 
-docs/method.md#templates in code. Instruct comparators (Gemma-it, Qwen3,
+docs/method.md#chat-template in code. Instruct comparators (Gemma-it, Qwen3,
 Llama-Instruct) are evaluated as the release evaluated them (its `--format
 chat`, tsor13/spectrum@5a33588 src/spectrum/format_utils.py:237-392): an
 episode's description, inputs and outputs become system / user / assistant
@@ -349,7 +349,7 @@ class ChatTemplate:
         log.warning("the chat template of %r renders earlier assistant turns differently from "
                     "the latest (e.g. Qwen3 drops the empty think block from history); each "
                     "turn is kept as the model's reply saw it, as the release did "
-                    "(docs/method.md#templates).", self.tokenizer.name)
+                    "(docs/method.md#chat-template).", self.tokenizer.name)
     return ChatEpisode(per_message, tail)
 
   def generation_prompt_for(self, messages: Sequence[Any]) -> str:

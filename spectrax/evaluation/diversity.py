@@ -87,7 +87,7 @@ def _sample_task(bundle: ModelBundle, template: templates_lib.Template, record,
   stop_ids = () if eos is None else (eos,)
   stops = SAMPLING_STOPS
   if isinstance(template, ChatTemplate):
-    # docs/method.md#templates: also stop at the model's own end-of-turn token.
+    # docs/method.md#chat-template: also stop at the model's own end-of-turn token.
     stop_ids += (template.end_of_turn_id,)
     stops += (template.stop,) if template.stop not in stops else ()
   prompts = ["".join(text for text, _ in format_episode(

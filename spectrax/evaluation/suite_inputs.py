@@ -42,7 +42,7 @@ class ModelBundle:
     sampler: has `sample(prompts, ...)` (spectrax/scoring/sampler.py); only
       the diversity suite needs it.
     chat: with template "chat", the `ChatTemplate` bound to the model's
-      tokenizer (docs/method.md#templates).
+      tokenizer (docs/method.md#chat-template).
   """
 
   name: str

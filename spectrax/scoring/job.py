@@ -5,7 +5,7 @@
 
 Input lines: ``{"id", "prompt" | "messages" + "template", "options": [...],
 "target": [...]?, "ordinal": bool?}``; ``"template": "chat"`` formats the
-messages with the checkpoint's own chat template (docs/method.md#templates). Output lines: ``{"id", "logprobs",
+messages with the checkpoint's own chat template (docs/method.md#chat-template). Output lines: ``{"id", "logprobs",
 "num_tokens", "greedy"}``, plus ``boundary_mismatch`` / ``truncated`` when set
 and, with a ``target``, what ``target_metrics`` computes (the command line
 passes ``spectrax.evaluation.metrics.distributional_metrics``; scoring sits
