@@ -156,3 +156,27 @@ def test_resume_stays_exact_with_it_on(run, suite_dir, tmp_path):
     return [(r["step"], {k: r[k] for k in keep if k in r}) for r in rows]
   assert numbers(workdir) == numbers(run[0])
   assert [r["step"] for r in _records(workdir)] == EVAL_STEPS
+
+
+@pytest.mark.slow
+def test_every_process_of_a_two_process_run_evaluates(suite_dir, tmp_path):
+  # Two processes of 4 CPU devices, one mesh over all 8: every process runs
+  # the slices (collectives), process 0 writes; the numbers equal one process
+  # with the same data shards, up to the order of cross-process reductions.
+  from conftest import tiny_train_flags  # pylint: disable=g-import-not-at-top
+  from test_distributed import _launch  # pylint: disable=g-import-not-at-top
+  on = dict(eval_suites_every=4, eval_suites_episodes=2, eval_suites_questions=4)
+  two = str(tmp_path / "two")
+  _launch(two, [*tiny_train_flags(suite_dir, **on), "--config.train.eval_suites="
+                "('steerability','distributional')"])
+  one = str(tmp_path / "one")
+  c = _config(suite_dir)
+  c.data.shards = 2
+  train_lib.train(c, one)
+  got, want = _records(two), _records(one)
+  assert [r["step"] for r in got] == EVAL_STEPS
+  for g, w in zip(got, want):
+    for name in HEADLINES:
+      assert g[name] == pytest.approx(w[name], rel=1e-5), (g["step"], name)
+  log1 = open(os.path.join(two, "logs", "process_1.log")).read()
+  assert "steerability_fixed_k_loss" not in log1  # only process 0 prints
