@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 
 from absl import logging
 import jax
+import tqdm
 from flax import nnx
 
 from spectrax.checkpoints.run_dir import write_atomic
@@ -292,9 +294,12 @@ class _Run:
     shown = [f"{name.removeprefix('eval/')} {value:.4f}"
              for name, value in record.items()
              if name in _SHOWN and value is not None]
-    say(f"step {self.step}: {', '.join(shown)} ({record['eval/suites_seconds']:.1f} s; "
-        f"in-training evaluation {self.suites_seconds:.0f} s = "
-        f"{record['eval/suites_fraction']:.1%} of {wall:.0f} s so far)")
+    if self.primary:  # Above the progress bar, which tqdm redraws.
+      tqdm.tqdm.write(
+          f"step {self.step}: {', '.join(shown)} ({record['eval/suites_seconds']:.1f} s; "
+          f"in-training evaluation {self.suites_seconds:.0f} s = "
+          f"{record['eval/suites_fraction']:.1%} of {wall:.0f} s so far)")
+      sys.stdout.flush()
 
   def _next_batch(self) -> dict | None:
     """This process's rows; None once every process has run out."""
