@@ -60,6 +60,15 @@ def get_config() -> ml_collections.ConfigDict:
       log_every=10,
       eval_every=200,  # 0 disables periodic evaluation
       eval_batches=8,
+      # The paper's numbers during training (spectrax/training/in_training_eval.py):
+      # a slice of ("steerability", "distributional") on the suite's held-out
+      # tasks every eval_suites_every steps; () = off.
+      eval_suites=(),
+      eval_suites_every=1000,
+      eval_suites_episodes=16,  # steerability episodes per task
+      eval_suites_questions=64,  # distributional questions per task
+      eval_suites_max_tokens=0,  # steerability episode cap; 0 = data.max_tokens
+      eval_suites_tasks=(),  # () = every held-out task of those suites
       checkpoint_every=200,
       keep_checkpoints=3,
       stop_after=0,  # >0: checkpoint and exit 0 after this step; rerun to go on (job time limits)

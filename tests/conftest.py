@@ -140,7 +140,8 @@ def tiny_train_config(suite_dir, **train):
   c.optimizer.warmup_steps = 2
   c.train.update(dict(num_steps=8, log_every=1, eval_every=4, eval_batches=2,
                       checkpoint_every=2, keep_checkpoints=3,
-                      peak_flops_per_device=1e9))
+                      peak_flops_per_device=1e9,
+                      eval_suites=()))  # on: tests/test_in_training_eval.py
   c.train.update(train)
   return c
 

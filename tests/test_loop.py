@@ -99,7 +99,8 @@ def test_sigterm_saves_and_exits_zero(tiny_suite_dir, tmp_path):
           "--config.model.hf_config.hidden_size=32",
           "--config.model.hf_config.num_hidden_layers=2",
           "--config.train.num_steps=100000", "--config.train.log_every=1",
-          "--config.train.eval_every=0", "--config.train.checkpoint_every=1000"]
+          "--config.train.eval_every=0", "--config.train.eval_suites=()",
+          "--config.train.checkpoint_every=1000"]
   proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
   metrics = os.path.join(workdir, "metrics.jsonl")

@@ -98,11 +98,16 @@ class Scorer:
       the largest bucket, with a counted warning, instead of raising.
     window: requests laid out together (results stream per window).
     chunk_size: positions per chunk of float32 logits.
+    same_inputs_everywhere: every process makes the same calls with the same
+      requests, and `mesh` may span processes (the training mesh, for
+      evaluation during training): rows are placed from the identical host
+      batch and every process gets every result.
   """
 
   def __init__(self, model, tokenizer, *, mesh: Mesh | None = None, rules=sharding.DEFAULT_RULES,
                buckets: Sequence[int] = (256, 512, 1024, 2048, 4096), rows_per_batch: int = 8,
-               left_truncate: bool = False, window: int = 256, chunk_size: int = 128):
+               left_truncate: bool = False, window: int = 256, chunk_size: int = 128,
+               same_inputs_everywhere: bool = False):
     if not buckets or min(buckets) < 2:
       raise ValueError(f"Scorer(buckets={tuple(buckets)}): give row lengths of at least 2 tokens")
     if rows_per_batch < 1 or window < 1:
@@ -120,8 +125,12 @@ class Scorer:
     self.stats = {"requests": 0, "options": 0, "boundary_mismatches": 0, "truncated": 0}
     self._chat: ChatTemplate | None = None
     self._batch_sharding = None
+    self._global = same_inputs_everywhere
+    if self._global and mesh is None:
+      raise ValueError("Scorer(same_inputs_everywhere=True) needs the mesh the parameters "
+                       "live on")
     if mesh is not None:
-      if any(d.process_index != jax.process_index() for d in mesh.devices.flat):
+      if not self._global and any(d.process_index != jax.process_index() for d in mesh.devices.flat):
         raise ValueError("Scorer(mesh=...) must hold only this process's devices (each process "
                          "scores its own requests; see spectrax/score.py); build it from "
                          "jax.local_devices()")
@@ -150,12 +159,19 @@ class Scorer:
     """Dispatches every batch before fetching any, so transfers and compute pipeline."""
     outs = []
     for batch in batches:
-      if self._batch_sharding is not None:
+      if self._global:  # The same host batch on every process: each places its shards.
+        batch = {k: jax.make_array_from_callback(v.shape, self._batch_sharding,
+                                                 lambda index, v=v: v[index])
+                 for k, v in batch.items()}
+      elif self._batch_sharding is not None:
         batch = {k: jax.device_put(v, self._batch_sharding) for k, v in batch.items()}
+      if self._batch_sharding is not None:
         with sharding.axis_rules(self.mesh, self.rules):
           outs.append(self._fn(self.state, batch))
       else:
         outs.append(self._fn(self.state, batch))
+    if self._global:
+      return [{k: sharding.host_local_array(v) for k, v in o.items()} for o in outs]
     return [{k: np.asarray(v) for k, v in jax.device_get(o).items()} for o in outs]
 
   # -- requests ------------------------------------------------------------

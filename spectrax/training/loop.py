@@ -14,9 +14,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
+import time
 
 from absl import logging
 import jax
+import tqdm
 from flax import nnx
 
 from spectrax.checkpoints.run_dir import write_atomic
@@ -25,8 +28,10 @@ from spectrax.checkpoints.training_state import Checkpointer
 from spectrax.checkpoints.workdir_lock import WorkdirLock, WorkdirLockedError
 from spectrax.data.pipeline import (empty_batch, local_iterator,
                                     make_global_batch, shard_pipelines)
+from spectrax.data.suite_reader import Suite
 from spectrax.models import init_model, load_hf, transfer_special_tokens
 from spectrax.parallel import distributed
+from spectrax.training import in_training_eval
 from spectrax.training import run_config
 from spectrax.training.metrics_log import MetricsWriter, Progress, StepTimer
 from spectrax.training.preemption import PreemptionGuard
@@ -59,6 +64,32 @@ def evaluate(eval_fn, params, c, tokenizer, sharding_, batches: int) -> float:
     count += float(k)
   it.close()
   return nll / max(count, 1.0)
+
+
+_SHOWN = ("eval/steerability_fixed_k_loss", "eval/distributional_js")
+
+
+def _suites_plan(c) -> dict[str, list[str]]:
+  """`train.eval_suites`' slices and their tasks ({} when off)."""
+  names = tuple(c.train.get("eval_suites", ()))
+  if not names:
+    return {}
+  try:
+    plan = in_training_eval.plan_tasks(Suite(c.suite_dir), names,
+                                       tuple(c.train.get("eval_suites_tasks", ())))
+  except ValueError as e:
+    raise run_config.ConfigError(str(e)) from e
+  if not plan:
+    say(f"train.eval_suites={names}: the suite at {c.suite_dir} has no task "
+        "for them; no in-training evaluation.")
+  return plan
+
+
+def _suites_sizes(c) -> in_training_eval.SliceSizes:
+  t = c.train
+  return in_training_eval.SliceSizes(
+      episodes=t.eval_suites_episodes, questions=t.eval_suites_questions,
+      max_tokens=t.eval_suites_max_tokens or c.data.max_tokens)
 
 
 def initial_params(c, model_cfg, mesh, rules):
@@ -139,6 +170,7 @@ class _Run:
                              save_every=c.train.checkpoint_every,
                              keep=c.train.keep_checkpoints)
     self._config_dict = json.loads(c.to_json_best_effort())
+    self.suites_plan = _suites_plan(c)  # A config mistake fails before the state.
     self.state, self.step = self._restore_or_init()
     # The run has really started: only now may it (re)write its files.
     write_run_files(c, setup)
@@ -146,6 +178,9 @@ class _Run:
     self.eval_fn = self.trainer.eval_fn()
     self.writer = MetricsWriter(setup.run_dir.path, is_primary=self.primary)
     self.writer.truncate_after(self.step)
+    # In-training evaluation's share of this process's wall time.
+    self.wall_start, self.suites_seconds = time.perf_counter(), 0.0
+    self.suites = self._make_suites_eval()
     self.first_eval = self._evaluate_at_start()
     # The clocks start after that evaluation: it is not training time.
     self.timer = StepTimer()
@@ -177,6 +212,8 @@ class _Run:
     """Held-out loss before the first step; None when resumed or disabled."""
     # Decided from the restored step, the same on every process (a file check
     # would race with process 0 writing it, and evaluation is a collective).
+    if self.suites is not None and self.step == 0:
+      self._evaluate_suites()
     if not (self.c.train.eval_every and self.step == 0):
       return None
     loss = self._eval_loss()
@@ -225,8 +262,44 @@ class _Run:
     eval_every = self.c.train.eval_every
     if eval_every and self.step % eval_every == 0 and self.step < self.num_steps:
       self.writer.write(self.step, {"eval_loss": self._eval_loss()})
+    every = self.c.train.eval_suites_every
+    if self.suites is not None and (self.step % every == 0 or
+                                    self.step == self.num_steps):
+      self._evaluate_suites()
     self.save()
     return True
+
+  # -- the paper's numbers during training (in_training_eval.py) ------------
+
+  def _make_suites_eval(self) -> in_training_eval.InTrainingEval | None:
+    if not self.suites_plan:
+      return None
+    c, s = self.c, self.setup
+    sizes = _suites_sizes(c)
+    say(in_training_eval.describe(self.suites_plan, sizes,
+                                  c.train.eval_suites_every))
+    return in_training_eval.InTrainingEval(
+        Suite(c.suite_dir), self.suites_plan, sizes,
+        graphdef=self.trainer.graphdef, params=self.state["params"],
+        tokenizer=s.pipelines[0].tokenizer, template=c.data.template,
+        mesh=s.mesh, rules=s.rules)
+
+  def _evaluate_suites(self) -> None:
+    """Runs the slices on the current params (every process), logs them."""
+    record, _ = self.suites.run(self.state["params"])
+    self.suites_seconds += record["eval/suites_seconds"]
+    wall = time.perf_counter() - self.wall_start
+    record["eval/suites_fraction"] = self.suites_seconds / max(wall, 1e-9)
+    self.writer.write(self.step, record)
+    shown = [f"{name.removeprefix('eval/')} {value:.4f}"
+             for name, value in record.items()
+             if name in _SHOWN and value is not None]
+    if self.primary:  # Above the progress bar, which tqdm redraws.
+      tqdm.tqdm.write(
+          f"step {self.step}: {', '.join(shown)} ({record['eval/suites_seconds']:.1f} s; "
+          f"in-training evaluation {self.suites_seconds:.0f} s = "
+          f"{record['eval/suites_fraction']:.1%} of {wall:.0f} s so far)")
+      sys.stdout.flush()
 
   def _next_batch(self) -> dict | None:
     """This process's rows; None once every process has run out."""
@@ -314,6 +387,12 @@ class _Run:
     self.save(force=True)
     self.ckpt.wait()
     summary = {"step": self.step, "skipped_steps": self.skipped}
+    if self.suites is not None:
+      wall = time.perf_counter() - self.wall_start
+      summary.update(eval_suites_seconds=round(self.suites_seconds, 3),
+                     eval_suites_fraction=round(self.suites_seconds / max(wall, 1e-9), 4))
+      say(f"in-training evaluation took {self.suites_seconds:.0f} s of {wall:.0f} s "
+          f"({summary['eval_suites_fraction']:.1%} of this process's wall time)")
     if self.c.train.eval_every and self.step >= self.num_steps:
       self._evaluate_at_end(summary)
     self.writer.close()

@@ -15,6 +15,7 @@ import ml_collections
 from spectrax.data import templates
 from spectrax.models import ModelConfig, preset
 from spectrax.data.pipeline import PACKERS, DataConfig
+from spectrax.training.in_training_eval import SUITES as EVAL_SUITES
 from spectrax.training.step import OptimizerConfig
 
 
@@ -71,6 +72,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
         f"optimizer.schedule={c.optimizer.schedule!r}: use linear, cosine "
         "or constant.")
   _check_numbers(c)
+  suites = tuple(c.train.get("eval_suites", ()))
+  _need(all(s in EVAL_SUITES for s in suites),
+        f"train.eval_suites={suites!r}: choose from {EVAL_SUITES} "
+        "(--config.train.eval_suites=\"('steerability',)\"; () turns it off).")
   for axis in c.mesh.keys():
     _need(axis in ("data", "fsdp", "tensor"),
           f"mesh.{axis}: mesh axes are data, fsdp and tensor.")
@@ -103,6 +108,10 @@ _RANGES = (
     ("train.seed", 0, None, True),
     ("train.eval_every", 0, None, True),
     ("train.eval_batches", 1, None, True),
+    ("train.eval_suites_every", 1, None, True),
+    ("train.eval_suites_episodes", 1, None, True),
+    ("train.eval_suites_questions", 1, None, True),
+    ("train.eval_suites_max_tokens", 0, None, True),
     ("train.stop_after", 0, None, True),
     ("train.peak_flops_per_device", 0.0, None, True),
 )
