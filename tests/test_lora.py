@@ -127,3 +127,130 @@ def test_lora_run_learns_with_the_base_bitwise_unchanged(lora_run):
   info = json.load(open(os.path.join(workdir, "run.json")))
   assert info["lora"]["config"]["rank"] == 4
   assert info["lora"]["base"]["fingerprint"] == config["lora_base"]["fingerprint"]
+
+
+def test_lora_resume_continues_exactly(tiny_suite_dir, tmp_path, lora_run):
+  workdir = str(tmp_path)
+  c = _lora_config(tiny_suite_dir)
+  first = train_lib.train(c, workdir, stop_after=4)
+  assert first["step"] == 4
+  resumed = train_lib.train(c, workdir)
+  assert _losses(workdir) == _losses(lora_run[0])
+  assert resumed["final_eval_loss"] == lora_run[1]["final_eval_loss"]
+
+
+def test_lora_run_refuses_another_base(tiny_suite_dir, lora_run, tmp_path):
+  import shutil
+  from spectrax.checkpoints.lora_base import BaseMismatchError
+  workdir = str(shutil.copytree(lora_run[0], tmp_path / "run"))
+  before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+  run_json = open(os.path.join(workdir, "run.json")).read()
+  c = _lora_config(tiny_suite_dir, num_steps=10, seed=1)  # another random base
+  with pytest.raises(BaseMismatchError, match=r"adapts another base: it was trained on random "
+                                              r"init \(seed 0\).*random init \(seed 1\)"):
+    train_lib.train(c, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == before
+  assert open(os.path.join(workdir, "run.json")).read() == run_json
+  assert not os.path.exists(os.path.join(workdir, "train.lock"))
+
+
+def test_lora_config_errors(tiny_suite_dir):
+  c = _lora_config(tiny_suite_dir)
+  c.lora.targets = "q,attn"
+  with pytest.raises(run_config.ConfigError, match="lora.targets='q,attn'"):
+    run_config.validate(c)
+  c = _lora_config(tiny_suite_dir)
+  c.lora.rank = -1
+  with pytest.raises(run_config.ConfigError, match="lora.rank=-1"):
+    run_config.validate(c)
+  c.lora.rank = 0
+  assert run_config.lora_config(c) is None
+
+
+# --- PEFT round trip on the torch reference model (tests/test_hf.py builds those).
+
+
+@pytest.fixture(scope="module")
+def hf_lora(tiny_suite_dir, tmp_path_factory):
+  """A tiny HF Llama base, a LoRA run on it, and the base's torch model."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  del torch
+  from test_hf import randomize
+  from spectrax.data.suite_reader import Suite
+  cfg = transformers.LlamaConfig(
+      vocab_size=512, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+      num_key_value_heads=2, num_hidden_layers=2, max_position_embeddings=128,
+      tie_word_embeddings=False, attn_implementation="eager")
+  base = str(tmp_path_factory.mktemp("hf_base"))
+  randomize(transformers.AutoModelForCausalLM.from_config(cfg).eval(), seed=3).save_pretrained(base)
+  other = str(tmp_path_factory.mktemp("hf_other"))
+  randomize(transformers.AutoModelForCausalLM.from_config(cfg).eval(), seed=4).save_pretrained(other)
+  c = _lora_config(tiny_suite_dir, num_steps=4, eval_every=0, checkpoint_every=2)
+  c.init_from_hf = base
+  c.data.tokenizer = Suite(tiny_suite_dir).tokenizer_path
+  c.lora.targets = "q,k,v,o,gate,up,down"
+  c.optimizer.learning_rate = 3e-2
+  workdir = str(tmp_path_factory.mktemp("hf_lora_run"))
+  train_lib.train(c, workdir)
+  return base, other, workdir, c
+
+
+def test_peft_adapter_matches_spectrax_logits(hf_lora, tmp_path):
+  transformers = pytest.importorskip("transformers")
+  peft = pytest.importorskip("peft")
+  from cli_runs import run_cli
+  from test_hf import assert_close, torch_logits
+  from spectrax.checkpoints.loading import load_model
+  base, _, workdir, _ = hf_lora
+  out = str(tmp_path / "adapter")
+  proc = run_cli("spectrax.convert", f"--from_workdir={workdir}", f"--to_peft={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert {"adapter_config.json", "adapter_model.safetensors"} <= set(os.listdir(out))
+  tokens = np.random.RandomState(0).randint(0, 400, (2, 20)).astype(np.int32)
+  torch_base = transformers.AutoModelForCausalLM.from_pretrained(base, attn_implementation="eager")
+  base_logits = torch_logits(torch_base, tokens)
+  adapted = peft.PeftModel.from_pretrained(torch_base, out).eval()
+  ref = torch_logits(adapted, tokens)
+  ours = np.asarray(load_model(workdir=workdir).model.logits(jnp.asarray(tokens)))
+  assert_close(ours, ref)
+  # The adapters really change the model (the comparison is not vacuous).
+  assert np.abs(ref - base_logits).max() > 100 * 1e-4 * np.abs(ref).max()
+
+
+def test_merged_export_is_base_plus_scaled_ba(hf_lora, tmp_path):
+  from safetensors.numpy import load_file
+  from spectrax.checkpoints import convert_weights
+  from spectrax.models.hf import SafetensorsReader
+  base, _, workdir, c = hf_lora
+  src = convert_weights.Source("workdir", workdir)
+  with pytest.raises(convert_weights.ConvertError, match="is a LoRA run: add --merge"):
+    convert_weights.convert(src, to_hf=str(tmp_path / "x"))
+  peft_dir, out = str(tmp_path / "adapter"), str(tmp_path / "merged")
+  convert_weights.convert(src, to_hf=out, to_peft=peft_dir, merge=True)
+  adapter = load_file(os.path.join(peft_dir, "adapter_model.safetensors"))
+  scale = c.lora.alpha / c.lora.rank
+  a, b = SafetensorsReader(base), SafetensorsReader(out)
+  merged = 0
+  for name in a.files:
+    module = "base_model.model." + name[:-len(".weight")]
+    if f"{module}.lora_A.weight" in adapter:
+      want = a.get(name) + scale * (adapter[f"{module}.lora_B.weight"]
+                                    @ adapter[f"{module}.lora_A.weight"])
+      np.testing.assert_allclose(b.get(name), want, rtol=1e-5, atol=1e-6, err_msg=name)
+      assert np.abs(b.get(name) - a.get(name)).max() > 1e-4, name
+      merged += 1
+    else:
+      np.testing.assert_array_equal(b.get(name), a.get(name), err_msg=name)
+  a.close(), b.close()
+  assert merged == 2 * 7
+
+
+def test_lora_run_refuses_another_hf_base(hf_lora):
+  from spectrax.checkpoints.lora_base import BaseMismatchError
+  _, other, workdir, c = hf_lora
+  c = c.copy_and_resolve_references()
+  c.init_from_hf = other
+  c.train.num_steps = 6
+  with pytest.raises(BaseMismatchError, match="adapts another base"):
+    train_lib.train(c, workdir)

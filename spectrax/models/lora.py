@@ -33,6 +33,7 @@ import numpy as np
 
 from spectrax.models.config import ModelConfig
 from spectrax.models.layers import project
+from spectrax.parallel import sharding
 
 # target name -> (module, parameter, input dims contracted): the parameter's
 # first `contract` dims are its input, the rest its output.
@@ -128,7 +129,6 @@ def adapter_logical_axes(cfg: ModelConfig, lora: LoraConfig) -> dict:
 def adapter_shardings(cfg: ModelConfig, lora: LoraConfig, mesh, rules) -> dict:
   """NamedShardings of the adapters: each like its base matrix (the rank dim replicated)."""
   from jax.sharding import NamedSharding  # pylint: disable=g-import-not-at-top
-  from spectrax.parallel import sharding  # pylint: disable=g-import-not-at-top
   return {t: {k: NamedSharding(mesh, sharding.logical_to_spec(axes, rules, mesh))
               for k, (_, axes) in ab.items()} for t, ab in adapter_specs(cfg, lora).items()}
 
@@ -205,8 +205,8 @@ def to_peft(cfg: ModelConfig, lora: LoraConfig, weights: dict, module_prefix: st
   A ``[r, in_features]``, B ``[out_features, r]``, features flattened as HF flattens heads)."""
   out = {}
   for t, ab in weights.items():
-    a = np.asarray(jax.device_get(ab["a"]), np.float32)
-    b = np.asarray(jax.device_get(ab["b"]), np.float32)
+    a = sharding.host_local_array(ab["a"]).astype(np.float32)
+    b = sharding.host_local_array(ab["b"]).astype(np.float32)
     for i in range(cfg.num_layers):
       name = f"base_model.model.{module_prefix}layers.{i}.{HF_MODULES[t]}"
       out[f"{name}.lora_A.weight"] = np.ascontiguousarray(a[i].reshape(-1, lora.rank).T)
