@@ -254,3 +254,21 @@ def test_lora_run_refuses_another_hf_base(hf_lora):
   c.train.num_steps = 6
   with pytest.raises(BaseMismatchError, match="adapts another base"):
     train_lib.train(c, workdir)
+
+
+def test_scoring_loads_a_lora_run_merged(tiny_suite_dir, lora_run):
+  """load_model(workdir=RUN) (scoring, sampling, evaluation) merges the adapters
+  on load: its held-out loss is the run's final evaluation."""
+  from spectrax.checkpoints.loading import load_model
+  from spectrax.parallel import sharding
+  from spectrax.training.step import OptimizerConfig, Trainer, make_optimizer
+  workdir, summary, _ = lora_run
+  loaded = load_model(workdir=workdir)
+  assert loaded.name.endswith("@8") and loaded.template == "gemma"
+  c = _lora_config(tiny_suite_dir)
+  mesh = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1})
+  trainer = Trainer(loaded.model.config, make_optimizer(OptimizerConfig(), 1)[0],
+                    mesh, sharding.DEFAULT_RULES)
+  loss = train_lib.evaluate(trainer.eval_fn(), nnx.state(loaded.model, nnx.Param), c, None,
+                            trainer.batch_sharding, c.train.eval_batches)
+  assert loss == pytest.approx(summary["final_eval_loss"], rel=1e-5)
