@@ -19,6 +19,11 @@ A LoRA config (`config.lora.rank > 0`) is planned as it trains: the frozen
 base in the compute dtype ("parameters"), the float32 adapters and their
 AdamW moments ("adapters", "optimizer_state"), and the activations of the
 step with its remat policy; FLOPs count no weight gradients for the base.
+XLA:CPU computes bf16 matmuls in float32 and so converts the scanned bf16
+layer weights into a float32 copy (4 bytes per weight; an accelerator
+multiplies bf16 directly); for a LoRA plan, whose base is bf16 throughout,
+that copy is measured out of the temporaries ("cpu_upcast_excluded_gib").
+The head's copy (a fixed cost) is left in: the figure stays an upper bound.
 """
 
 from __future__ import annotations
@@ -159,6 +164,14 @@ def plan(c, devices: int, accelerator: str, assumed_mfu: float) -> dict:
   step_flops = flops_lib.train_step_flops_estimate(
       model_cfg, tokens, min(900.0, c.data.max_tokens), lora=lora)
   ideal = step_flops / (devices * peak)
+  cpu_upcast = 0.0
+  if (lora is not None and jax.default_backend() == "cpu"
+      and model_cfg.dtype in ("bfloat16", "float16")):
+    layer_weights = jax.tree_util.tree_leaves_with_path(full_trainer.abstract_frozen_state())
+    cpu_upcast = 2.0 * per_device({  # the bf16 bytes twice: their float32 copy
+        jax.tree_util.keystr(p): x for p, x in layer_weights
+        if len(x.shape) >= 3 and "layers" in jax.tree_util.keystr(p)})
+    temp = max(0.0, temp - cpu_upcast)
   total = args + temp
   return {
       "model": {"family": model_cfg.family, "parameters": model_cfg.num_params(),
@@ -174,6 +187,7 @@ def plan(c, devices: int, accelerator: str, assumed_mfu: float) -> dict:
           "total_compiled": total / GIB,
           "accelerator_memory": hbm / GIB},
       "fits": total < 0.92 * hbm,
+      **({"cpu_upcast_excluded_gib": cpu_upcast / GIB} if cpu_upcast else {}),
       **({} if lora is None else {"lora": {
           "rank": lora.rank, "targets": ",".join(lora.targets),
           "adapter_parameters": lora_lib.num_adapter_params(model_cfg, lora),

@@ -204,9 +204,10 @@ class Trainer:
     if self.lora is None:
       base, adapters = params, None
       compute = jax.tree_util.tree_map_with_path(cast, base, self.param_shardings)
-    else:  # The frozen base is already in the compute dtype: no cast, no gather of a master copy.
-      base = frozen
-      compute = jax.tree_util.tree_map_with_path(cast, base, self.frozen_shardings)
+    else:
+      # The frozen base is held in the compute dtype: used as it is (a cast
+      # or a sharding constraint here would make XLA copy the whole base).
+      base = compute = frozen
       adapters = lora_lib.Adapters(self.lora, params, rng)
     hidden = nnx.merge(self.graphdef, compute)(
         batch["inputs"], batch["positions"], batch["segment_ids"], lora=adapters)
