@@ -231,8 +231,8 @@ class Trainer:
       grads, nll, count = carry
       mb, index = xs
       rng = None if step_key is None else jax.random.fold_in(step_key, index)
-      (mb_nll, mb_count), g = jax.value_and_grad(self._loss, has_aux=True)(
-          params, mb, frozen, rng)
+      args = (params, mb) if self.lora is None else (params, mb, frozen, rng)
+      (mb_nll, mb_count), g = jax.value_and_grad(self._loss, has_aux=True)(*args)
       return (jax.tree.map(jnp.add, grads, g), nll + mb_nll,
               count + mb_count), None
 
@@ -286,6 +286,8 @@ class Trainer:
     """`(params, batch) -> (nll_sum, count)`, jitted (LoRA: params are the adapters)."""
     def ev(params, batch, frozen=None):
       with sharding.axis_rules(self.mesh, self.rules):
+        if self.lora is None:
+          return self._loss(params, batch)
         return self._loss(params, batch, frozen)
     fn = jax.jit(ev)
     return fn if self.lora is None else _WithFrozen(self, fn)
