@@ -272,3 +272,17 @@ def test_scoring_loads_a_lora_run_merged(tiny_suite_dir, lora_run):
   loss = train_lib.evaluate(trainer.eval_fn(), nnx.state(loaded.model, nnx.Param), c, None,
                             trainer.batch_sharding, c.train.eval_batches)
   assert loss == pytest.approx(summary["final_eval_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gemma12b", "llama8b", "qwen14b"])
+def test_one_gpu_lora_configs(name):
+  import importlib
+  c = importlib.import_module(f"configs.{name}").get_config("lora")
+  c.init_from_hf = ""
+  lora = run_config.lora_config(c)
+  assert lora.rank == 16 and lora.targets == tuple(lora_lib.TARGETS)
+  assert c.mesh.to_dict() == {"data": 1, "fsdp": 1, "tensor": 1}
+  assert c.model.remat_policy == "full" and c.model.dtype == "bfloat16"
+  assert c.data.batch_size % c.train.microbatches == 0
+  cfg = run_config.model_config(c, 0)
+  assert cfg.param_dtype == "bfloat16"  # the frozen base: no float32 master copy
