@@ -155,7 +155,11 @@ def delta(a: jax.Array, b: jax.Array, scale: float, contract: int) -> jax.Array:
 
 def merge_into(params, weights: dict, lora: LoraConfig):
   """The base params (an ``nnx.State`` of the Transformer) with ``W + scale * A @ B``
-  on every target, computed in float32 and cast back to each base's dtype."""
+  on every target, computed in float32 and cast back to each base's dtype.
+
+  Updates the state's Variables in place (and so any model built on them)
+  and returns the state.
+  """
   for t, ab in weights.items():
     module, name, contract = TARGETS[t]
     var = params["layers"][module][name]
