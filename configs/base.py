@@ -44,6 +44,12 @@ def get_config() -> ml_collections.ConfigDict:
       remat_policy="full",  # none | full | dots | dots_no_batch
   ))
 
+  # LoRA (docs/models.md#lora): rank 0 = full fine-tuning. With rank > 0 the
+  # model's weights are frozen in the compute dtype and only adapters on the
+  # `targets` projections (q,k,v,o,gate,up,down) train, float32, same optimizer.
+  c.lora = ml_collections.ConfigDict(dict(
+      rank=0, alpha=16.0, dropout=0.0, targets="q,k,v,o,gate,up,down"))
+
   c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
   c.sharding_rules = sharding.DEFAULT_RULES  # logical axis -> mesh axes; override per run
 

@@ -9,6 +9,10 @@ linear decay, no warmup, bf16 compute with float32 master weights, one epoch,
   # One 8xH100/H200 node:
   python -m spectrax.train --config=configs/gemma12b.py:gpu --workdir=runs/gemma12b \
       --config.init_from_hf=/ckpt/gemma-3-12b-pt
+  # LoRA on one 80-141 GB GPU (base frozen in bf16, rank-16 adapters):
+  python -m spectrax.train --config=configs/gemma12b.py:lora --workdir=runs/gemma12b_lora \
+      --config.init_from_hf=/ckpt/gemma-3-12b-pt
+  python -m spectrax.plan --config=configs/gemma12b.py:lora --accelerator=h100
   # Check memory and step time first, without hardware:
   python -m spectrax.plan --config=configs/gemma12b.py
 """

@@ -9,6 +9,10 @@ linear decay, no warmup, bf16 compute with float32 master weights, one epoch,
   # One 8xH100/H200 node:
   python -m spectrax.train --config=configs/qwen14b.py:gpu --workdir=runs/qwen14b \
       --config.init_from_hf=/ckpt/Qwen3-14B-Base
+  # LoRA on one 80-141 GB GPU (base frozen in bf16, rank-16 adapters):
+  python -m spectrax.train --config=configs/qwen14b.py:lora --workdir=runs/qwen14b_lora \
+      --config.init_from_hf=/ckpt/Qwen3-14B-Base
+  python -m spectrax.plan --config=configs/qwen14b.py:lora --accelerator=h100
   # Check memory and step time first, without hardware:
   python -m spectrax.plan --config=configs/qwen14b.py
 """

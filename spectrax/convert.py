@@ -7,9 +7,13 @@ r"""Converts checkpoints between Hugging Face and spectrax formats.
   python -m spectrax.convert --from_spectrax=ckpt/base --to_hf=out/hf --dtype=bfloat16
   # a training run (its newest checkpoint, or --step) -> HF, for vLLM / transformers:
   python -m spectrax.convert --from_workdir=runs/gemma12b --to_hf=out/tuned --dtype=bfloat16
+  # a LoRA run -> a PEFT adapter (adapter_config.json + adapter_model.safetensors) for its base,
+  # and/or the merged model (base + alpha/rank * B A):
+  python -m spectrax.convert --from_workdir=runs/gemma12b_lora --to_peft=out/adapter
+  python -m spectrax.convert --from_workdir=runs/gemma12b_lora --to_hf=out/merged --merge
 
-One source (--from_hf, --from_spectrax or --from_workdir), any of the two
-targets. Parameters are placed on all local devices (--mesh, FSDP by
+One source (--from_hf, --from_spectrax or --from_workdir), any of the
+targets (--to_peft: a LoRA run only). Parameters are placed on all local devices (--mesh, FSDP by
 default), so a model larger than one accelerator converts as long as it fits
 the host set.
 """
@@ -34,6 +38,10 @@ _STEP = flags.DEFINE_integer("step", None, "With --from_workdir: the checkpoint 
 _TO_SPECTRAX = flags.DEFINE_string("to_spectrax", None,
                                    "Write a spectrax checkpoint here (must not exist).")
 _TO_HF = flags.DEFINE_string("to_hf", None, "Write an HF directory here.")
+_TO_PEFT = flags.DEFINE_string("to_peft", None, "A LoRA run's adapters as a PEFT adapter "
+                               "directory here (with --from_workdir).")
+_MERGE = flags.DEFINE_bool("merge", False, "A LoRA run's --to_hf/--to_spectrax: the base with "
+                           "the adapters merged in.")
 _TRANSFER_FROM = flags.DEFINE_string(
     "transfer_special_tokens_from", None,
     "Copy special-token embedding/head rows from this HF instruct model directory.")
@@ -74,6 +82,7 @@ def main(argv):
   del argv
   convert_weights.convert(
       _source(), to_spectrax=_TO_SPECTRAX.value, to_hf=_TO_HF.value,
+      to_peft=_TO_PEFT.value, merge=_MERGE.value,
       transfer_from=_TRANSFER_FROM.value, template=_TEMPLATE.value,
       special_tokens=_SPECIAL_TOKENS.value, tokenizer_dir=_TOKENIZER_DIR.value,
       param_dtype=_PARAM_DTYPE.value, dtype=_DTYPE.value, max_shard_gb=_MAX_SHARD_GB.value,

@@ -72,3 +72,29 @@ def test_cli_prints_the_plan_and_rejects_bad_values():
   assert_one_error_line(run_cli("spectrax.plan", "--config=configs/tiny.py", "--devices=-4"),
                         "--devices=-4")
   assert_one_error_line(run_cli("spectrax.plan", "--devices=8"), "--config is required")
+
+
+def test_lora_plan_counts_a_frozen_base_and_adapters(config):
+  """A LoRA config: the base in the compute dtype with no optimizer state, the
+  float32 adapters with two moments, honest (no base weight-gradient) FLOPs."""
+  from spectrax.models import lora as lora_lib  # pylint: disable=g-import-not-at-top
+  c = config.copy_and_resolve_references()
+  c.model.dtype = "bfloat16"
+  c.lora.rank = 8
+  result = plan_lib.plan(c, 1, "h100", 0.4)
+  mem = result["per_device_gib"]
+  cfg = run_config.model_config(c, 512)
+  lora = run_config.lora_config(c)
+  assert cfg.param_dtype == "bfloat16"
+  assert mem["parameters"] == pytest.approx(cfg.num_params() * 2 / plan_lib.GIB)
+  n = lora_lib.num_adapter_params(cfg, lora)
+  assert result["lora"]["adapter_parameters"] == n
+  assert mem["adapters"] == pytest.approx(n * 4 / plan_lib.GIB)
+  assert 0 <= mem["optimizer_state"] - 2 * mem["adapters"] < 1e-6
+  tokens = c.data.batch_size * c.data.seq_len * 0.96
+  assert result["flops_per_step"] == pytest.approx(
+      flops_lib.train_step_flops_estimate(cfg, tokens, 257, lora=lora))
+  assert result["flops_per_step"] < flops_lib.train_step_flops_estimate(cfg, tokens, 257)
+  lines = plan_lib.summary_lines(result, 0.4)
+  assert lines[1].startswith("  LoRA rank 8 on q,k,v,o,gate,up,down:")
+  assert any(line.strip().startswith("adapters") for line in lines)

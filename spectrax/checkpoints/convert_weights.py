@@ -16,15 +16,20 @@ long as it fits the host set.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 
-from spectrax.checkpoints import params_dir
-from spectrax.checkpoints.loading import load_model
+import jax
+
+from spectrax.checkpoints import lora_base, params_dir
+from spectrax.checkpoints.loading import load_model, restore_adapters
 from spectrax.checkpoints.run_dir import RunDir
 from spectrax.data.templates import get_template
 from spectrax.models.config import ModelConfig
-from spectrax.models.hf import TOKENIZER_FILES, load_hf, save_hf, transfer_special_tokens
+from spectrax.models import lora as lora_lib
+from spectrax.models.hf import (TOKENIZER_FILES, SafetensorsReader, detect_prefix, load_hf,
+                                save_hf, transfer_special_tokens)
 from spectrax.models.transformer import Transformer
 from spectrax.parallel import sharding
 
@@ -108,7 +113,63 @@ def write_spectrax(directory: str, model: Transformer, tokenizer_dir: str | None
   print(f"wrote spectrax checkpoint {directory}")
 
 
+def is_lora_run(source: Source) -> bool:
+  """Whether `source` is a training run of LoRA adapters (its run.json says so)."""
+  return source.kind == "workdir" and RunDir(source.path).read_run_info().lora is not None
+
+
+def peft_module_prefix(base_dir: str) -> str:
+  """Where the decoder's layers sit in the transformers model of `base_dir`:
+  ``model.`` (a causal LM) or ``model.language_model.`` (Gemma 3 multimodal)."""
+  reader = SafetensorsReader(base_dir)
+  try:
+    prefix = detect_prefix(reader.files, base_dir)
+  finally:
+    reader.close()
+  return "model." if prefix == "model." else "model.language_model."
+
+
+def write_peft(source: Source, directory: str, mesh) -> None:
+  """A LoRA run's adapters as a PEFT adapter directory (adapter_config.json +
+  adapter_model.safetensors, float32, plus the run's tokenizer files) that
+  ``peft.PeftModel.from_pretrained(base, directory)`` loads onto the base."""
+  from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
+  run = RunDir(source.path)
+  info = run.read_run_info()
+  if info.lora is None:
+    raise ConvertError(f"--to_peft: {source.path} is a full fine-tuning run; only a LoRA run "
+                       "(config.lora.rank > 0) has adapters. Use --to_hf.")
+  lora, adapters, step = restore_adapters(run, info, source.step, mesh, sharding.DEFAULT_RULES)
+  identity = lora_base.BaseIdentity.from_json(info.lora["base"])
+  prefix, base_name = "model.", identity.path
+  if identity.source == "hf" and os.path.exists(os.path.join(identity.path, "config.json")):
+    prefix = peft_module_prefix(identity.path)
+  elif identity.source != "hf":
+    base_name = ""
+    print(f"warning: {run.name}'s base is a {identity.describe()}, not an HF checkpoint: "
+          "the adapter applies to that model only (spectrax.convert --from_workdir --to_hf "
+          "--merge writes the merged model).")
+  if identity.transfer_special_tokens_from:
+    print(f"note: the run's base had special-token rows copied from "
+          f"{identity.transfer_special_tokens_from}; load the adapter onto that prepared base "
+          "(python -m spectrax.convert --from_hf=BASE --transfer_special_tokens_from=... --to_hf=...).")
+  os.makedirs(directory, exist_ok=True)
+  tensors = lora_lib.to_peft(info.model_config, lora, adapters, prefix)
+  if jax.process_index() == 0:
+    save_file(tensors, os.path.join(directory, "adapter_model.safetensors"),
+              metadata={"format": "pt"})
+    with open(os.path.join(directory, "adapter_config.json"), "w") as fh:
+      json.dump(lora_lib.peft_config(lora, base_name, prefix), fh, indent=2)
+    tokenizer_dir = run.tokenizer_dir
+    for fn in TOKENIZER_FILES:
+      if os.path.exists(os.path.join(tokenizer_dir, fn)):
+        shutil.copy(os.path.join(tokenizer_dir, fn), os.path.join(directory, fn))
+  print(f"wrote PEFT adapter {directory} ({run.name}@{step}: rank {lora.rank}, alpha "
+        f"{lora.alpha:g}, {len(tensors)} tensors) for base {base_name or identity.describe()}")
+
+
 def convert(source: Source, *, to_spectrax: str | None = None, to_hf: str | None = None,
+            to_peft: str | None = None, merge: bool = False,
             transfer_from: str | None = None, template: str | None = None,
             special_tokens: str | None = None, tokenizer_dir: str | None = None,
             param_dtype: str = "float32", dtype: str | None = None,
@@ -127,15 +188,32 @@ def convert(source: Source, *, to_spectrax: str | None = None, to_hf: str | None
     dtype: tensor dtype written to `to_hf` (default: `param_dtype`).
     max_shard_gb: safetensors shard size for `to_hf`.
     mesh_axes: the device mesh (default: FSDP over every local device).
+    to_peft: a LoRA run's adapters as a PEFT adapter directory.
+    merge: a LoRA run's `to_hf` / `to_spectrax` is the base with the adapters
+      merged in (``W + alpha / rank * A @ B``); required for LoRA runs.
 
   Raises:
     ConvertError: no target, an existing `to_spectrax`, mismatched models.
   """
-  if not (to_spectrax or to_hf):
-    raise ConvertError("give --to_spectrax and/or --to_hf.")
+  if not (to_spectrax or to_hf or to_peft):
+    raise ConvertError("give --to_spectrax, --to_hf and/or --to_peft.")
   if to_spectrax and os.path.exists(to_spectrax):
     raise ConvertError(f"--to_spectrax={to_spectrax} exists; choose a new directory.")
+  lora_run = is_lora_run(source)
+  if merge and not lora_run:
+    raise ConvertError("--merge merges a LoRA run's adapters: give --from_workdir=RUN of a "
+                       "run trained with config.lora.rank > 0.")
+  if lora_run and (to_hf or to_spectrax) and not merge:
+    raise ConvertError(f"{source.path} is a LoRA run: add --merge to write the base with the "
+                       "adapters merged in, or use --to_peft=OUT for the adapter alone.")
+  if to_peft and not lora_run:
+    raise ConvertError("--to_peft writes a LoRA run's adapters: give --from_workdir=RUN of a "
+                       "run trained with config.lora.rank > 0.")
   mesh = sharding.make_mesh(mesh_axes or {"data": 1, "fsdp": -1, "tensor": 1})
+  if to_peft:
+    write_peft(source, to_peft, mesh)
+    if not (to_hf or to_spectrax):
+      return
   model, tokenizer_src = load_source(source, mesh, param_dtype)
   if transfer_from:
     tokens = special_tokens_for(model.config, template, special_tokens)

@@ -59,11 +59,17 @@ class RunInfo:
   tokenizer: str  # relative to the run directory; absolute in older runs
   tokenizer_source: str  # where the trainer copied it from
   model_config: ModelConfig
+  # A LoRA run: {"config": LoraConfig.to_json(), "base": BaseIdentity.to_json()}
+  # (spectrax.checkpoints.lora_base); its checkpoints hold only the adapters.
+  lora: dict | None = None
 
   def to_json(self) -> dict:
-    return {"template": self.template, "tokenizer": self.tokenizer,
-            "tokenizer_source": self.tokenizer_source,
-            "model_config": json.loads(self.model_config.to_json())}
+    out = {"template": self.template, "tokenizer": self.tokenizer,
+           "tokenizer_source": self.tokenizer_source,
+           "model_config": json.loads(self.model_config.to_json())}
+    if self.lora is not None:
+      out["lora"] = self.lora
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +139,8 @@ class RunDir:
         raw = json.load(f)
     except json.JSONDecodeError as e:
       raise self._damaged(f"is not valid JSON ({e})") from e
-    fields = [f.name for f in dataclasses.fields(RunInfo)]
+    fields = [f.name for f in dataclasses.fields(RunInfo)
+              if f.default is dataclasses.MISSING]
     missing = [name for name in fields if not isinstance(raw, dict)
                or name not in raw]
     if missing:
@@ -145,7 +152,7 @@ class RunDir:
                           f"({type(e).__name__}: {e})") from e
     return RunInfo(template=raw["template"], tokenizer=raw["tokenizer"],
                    tokenizer_source=raw["tokenizer_source"],
-                   model_config=model_config)
+                   model_config=model_config, lora=raw.get("lora"))
 
   def check_resumable(self, model_config: ModelConfig) -> None:
     """Raises RunDirError when this run's checkpoints were trained with

@@ -36,7 +36,7 @@ from flax import nnx
 
 from spectrax.parallel import sharding
 from spectrax.models.config import GLOBAL_WINDOW, ModelConfig
-from spectrax.models.layers import RMSNorm, apply_rope, param, project
+from spectrax.models.layers import RMSNorm, apply_rope, param, plain_project
 
 # Finite, so that a fully masked row (a padding token) gives a uniform softmax
 # rather than NaN; far below any real logit even after soft-capping.
@@ -158,14 +158,16 @@ class Attention(nnx.Module):
       self.q_norm, self.k_norm = norm(), norm()
     self.cfg = cfg
 
-  def __call__(self, x, positions, segment_ids, window, inv_freq, prefix_segment_ids=None):
+  def __call__(self, x, positions, segment_ids, window, inv_freq, prefix_segment_ids=None,
+               lora=None):
     """x: ``[batch, length, embed]``; window: scalar int32; inv_freq: ``[head_dim // 2]``.
 
     ``prefix_segment_ids`` (optional ``[batch, length]`` int32): see the module
-    docstring. Returns ``[batch, length, embed]`` in ``x.dtype``.
+    docstring. ``lora``: this layer's adapters (``spectrax.models.lora.LayerLora``)
+    or None. Returns ``[batch, length, embed]`` in ``x.dtype``.
     """
     cfg = self.cfg
-    q, k, v = self.project(x, positions, inv_freq)
+    q, k, v = self.project(x, positions, inv_freq, lora)
     backend = cfg.attention_backend
     if backend == "splash" and prefix_segment_ids is not None:
       logging.info("splash attention cannot mask shared prefixes; using the xla backend here")
@@ -182,9 +184,9 @@ class Attention(nnx.Module):
         out = dense_attention(q, k, v, mask, cfg.attn_scale)
       else:
         out = sdpa_attention(q, k, v, mask, cfg.attn_scale, backend)
-    return self.output(out)
+    return self.output(out, lora)
 
-  def project(self, x, positions, inv_freq):
+  def project(self, x, positions, inv_freq, lora=None):
     """Projects ``x`` ``[batch, length, embed]`` to queries, keys and values.
 
     Returns ``q`` ``[batch, length, heads, head_dim]`` and ``k``, ``v``
@@ -192,9 +194,10 @@ class Attention(nnx.Module):
     ``x.dtype``. Shared with the KV-cache decoder (``decode.py``).
     """
     dt = x.dtype
-    q = project(x, self.q[...].astype(dt))
-    k = project(x, self.k[...].astype(dt))
-    v = project(x, self.v[...].astype(dt))
+    proj = lora.project if lora is not None else plain_project
+    q = proj("q", x, self.q[...].astype(dt))
+    k = proj("k", x, self.k[...].astype(dt))
+    v = proj("v", x, self.v[...].astype(dt))
     if self.cfg.qk_norm:
       q, k = self.q_norm(q), self.k_norm(k)
     q = sharding.constrain(apply_rope(q, positions, inv_freq), ("batch", "length", "heads", "head_dim"))
@@ -202,7 +205,8 @@ class Attention(nnx.Module):
     v = sharding.constrain(v, ("batch", "length", "kv_heads", "head_dim"))
     return q, k, v
 
-  def output(self, out):
+  def output(self, out, lora=None):
     """The output projection: ``[batch, length, heads, head_dim]`` -> ``[batch, length, embed]``."""
     out = sharding.constrain(out, ("batch", "length", "heads", "head_dim"))
-    return project(out, self.o[...].astype(out.dtype), 2)
+    proj = lora.project if lora is not None else plain_project
+    return proj("o", out, self.o[...].astype(out.dtype), 2)

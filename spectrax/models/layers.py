@@ -110,13 +110,23 @@ class Mlp(nnx.Module):
     self.down = param(rngs, init, (inner, hidden), ("mlp", "embed"), param_dtype)
     self.activation = activation
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """x: ``[batch, length, embed]`` compute dtype -> same."""
+  def __call__(self, x: jax.Array, lora=None) -> jax.Array:
+    """x: ``[batch, length, embed]`` compute dtype -> same.
+
+    ``lora``: this layer's adapters (``spectrax.models.lora.LayerLora``) or None.
+    """
     dt = x.dtype
-    gate = project(x, self.gate[...].astype(dt))
-    up = project(x, self.up[...].astype(dt))
+    proj = lora.project if lora is not None else plain_project
+    gate = proj("gate", x, self.gate[...].astype(dt))
+    up = proj("up", x, self.up[...].astype(dt))
     if self.activation == "gelu_tanh":
       act = jax.nn.gelu(gate, approximate=True)
     else:
       act = jax.nn.silu(gate)
-    return project(act * up, self.down[...].astype(dt))
+    return proj("down", act * up, self.down[...].astype(dt))
+
+
+def plain_project(name: str, x: jax.Array, w: jax.Array, contract: int = 1) -> jax.Array:
+  """``project`` under a target name (the signature adapters share)."""
+  del name
+  return project(x, w, contract)

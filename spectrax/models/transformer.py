@@ -27,6 +27,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from spectrax.parallel import sharding
+from spectrax.models import lora as lora_lib
 from spectrax.models.attention import Attention
 from spectrax.models.config import ModelConfig
 from spectrax.models.layers import Mlp, RMSNorm, param, softcap
@@ -54,12 +55,13 @@ class DecoderLayer(nnx.Module):
       self.post_mlp_norm = norm()
     self.sandwich = cfg.sandwich_norms
 
-  def __call__(self, x, positions, segment_ids, window, inv_freq, prefix_segment_ids=None):
-    """x: ``[batch, length, embed]`` -> same shape and dtype."""
+  def __call__(self, x, positions, segment_ids, window, inv_freq, prefix_segment_ids=None,
+               lora=None):
+    """x: ``[batch, length, embed]`` -> same shape and dtype (``lora``: this layer's adapters)."""
     return self.residual_block(x, lambda h: self.attn(h, positions, segment_ids, window, inv_freq,
-                                                       prefix_segment_ids))
+                                                       prefix_segment_ids, lora), lora)
 
-  def residual_block(self, x, attend):
+  def residual_block(self, x, attend, lora=None):
     """The residual block around ``attend`` (normed ``x`` -> ``[batch, length, embed]``).
 
     ``__call__`` passes self-attention; ``decode.py`` passes attention over its KV cache.
@@ -68,7 +70,7 @@ class DecoderLayer(nnx.Module):
     if self.sandwich:
       h = self.post_attn_norm(h)
     x = x + h
-    h = self.mlp(self.pre_mlp_norm(x))
+    h = self.mlp(self.pre_mlp_norm(x), lora)
     if self.sandwich:
       h = self.post_mlp_norm(h)
     return sharding.constrain(x + h, ("batch", "length", "embed"))
@@ -99,7 +101,8 @@ class Transformer(nnx.Module):
 
   def __call__(self, tokens: jax.Array, positions: jax.Array | None = None,
                segment_ids: jax.Array | None = None,
-               prefix_segment_ids: jax.Array | None = None) -> jax.Array:
+               prefix_segment_ids: jax.Array | None = None,
+               lora: "lora_lib.Adapters | None" = None) -> jax.Array:
     """Final hidden states (after the final norm).
 
     Args:
@@ -110,6 +113,8 @@ class Transformer(nnx.Module):
       prefix_segment_ids: optional ``[batch, length]`` int32: a segment each
         token may also attend (a prompt shared by several options; see
         ``spectrax/models/attention.py``), 0 = none.
+      lora: low-rank adapters added to the targeted projections
+        (``spectrax.models.lora``; their ``rng`` drives LoRA dropout), or None.
 
     Returns:
       ``[batch, length, hidden_size]`` in ``config.dtype``.
@@ -123,13 +128,20 @@ class Transformer(nnx.Module):
     graphdef, state = nnx.split(self.layers)
 
     def body(x, per_layer):
-      layer_state, window, inv_freq = per_layer
+      layer_state, window, inv_freq, adapters, index = per_layer
       layer = nnx.merge(graphdef, layer_state)
-      return layer(x, positions, segment_ids, window, inv_freq, prefix_segment_ids), None
+      layer_lora = None
+      if lora is not None:
+        rng = None if lora.rng is None else jax.random.fold_in(lora.rng, index)
+        layer_lora = lora_lib.LayerLora(lora.config, adapters, rng)
+      return layer(x, positions, segment_ids, window, inv_freq, prefix_segment_ids,
+                   layer_lora), None
 
     if cfg.remat_policy != "none":
       body = jax.checkpoint(body, policy=_REMAT[cfg.remat_policy], prevent_cse=False)
-    per_layer = (state, jnp.asarray(cfg.window_array()), jnp.asarray(cfg.inv_freq_array()))
+    per_layer = (state, jnp.asarray(cfg.window_array()), jnp.asarray(cfg.inv_freq_array()),
+                 None if lora is None else lora.weights,
+                 jnp.arange(cfg.num_layers, dtype=jnp.int32))
     x, _ = jax.lax.scan(body, x, per_layer)
     return self.final_norm(x)
 

@@ -18,6 +18,15 @@ What is counted (forward pass; all counts in FLOPs, one multiply-add = 2):
   recomputation is NOT counted: MFU measures useful model FLOPs, so turning
   remat on lowers MFU rather than inflating it (MaxText's convention).
 
+**LoRA** (``lora`` given): the base weights are frozen, so the backward pass
+computes no weight gradients for them: each base matmul costs its forward
+plus one backward-through-activations (``dx = dy W^T``), 2 x forward, not 3.
+Attention has no weights and keeps 3 x forward; the adapters (``x A`` then
+``(xA) B``, ``2 * rank * (in + out)`` FLOPs per token per target) are
+trained, 3 x forward. (The first layer's input gradient, which only the
+frozen embedding would use, is counted though XLA may skip it: at most one
+layer's worth of base matmuls.)
+
 Padding tokens (``segment_ids == 0``) are not counted: packing waste shows up
 as lower MFU. The head is counted at every real token because the loss
 computes logits at every position (``spectrax/loss.py``).
@@ -40,10 +49,13 @@ import collections
 
 import numpy as np
 
+from spectrax.models import lora as lora_lib
 from spectrax.models.config import GLOBAL_WINDOW, ModelConfig
 
 # Forward + backward (grads w.r.t. activations and weights, each ~1 forward).
 TRAIN_MULTIPLIER = 3
+# A frozen weight: forward + backward w.r.t. activations only.
+FROZEN_MULTIPLIER = 2
 
 
 def matmul_params(cfg: ModelConfig) -> int:
@@ -177,7 +189,15 @@ def forward_flops(cfg: ModelConfig, segment_ids) -> int:
   return matmul_flops_per_token(cfg) * num_real_tokens(segment_ids) + attention_flops(cfg, segment_ids)
 
 
-def train_step_flops(cfg: ModelConfig, segment_ids) -> int:
+def _lora_train_flops(cfg: ModelConfig, lora: lora_lib.LoraConfig, num_tokens, attention):
+  """A LoRA step: frozen base matmuls 2 x forward, attention and adapters 3 x."""
+  adapters = 2 * lora_lib.num_adapter_params(cfg, lora) * num_tokens
+  return (FROZEN_MULTIPLIER * matmul_flops_per_token(cfg) * num_tokens
+          + TRAIN_MULTIPLIER * (attention + adapters))
+
+
+def train_step_flops(cfg: ModelConfig, segment_ids,
+                     lora: lora_lib.LoraConfig | None = None) -> int:
   """Model FLOPs of one training step on a batch (3 x forward; remat not counted).
 
   Args:
@@ -189,13 +209,21 @@ def train_step_flops(cfg: ModelConfig, segment_ids) -> int:
 
   Returns:
     FLOPs as a Python int; divide by step seconds and the number of devices,
-    then by ``hardware.peak_flops_per_device()``, for MFU.
+    then by ``hardware.peak_flops_per_device()``, for MFU. With ``lora``, the
+    frozen base's weight gradients are not counted (module docstring).
   """
+  if lora is not None:
+    return int(_lora_train_flops(cfg, lora, num_real_tokens(segment_ids),
+                                 attention_flops(cfg, segment_ids)))
   return TRAIN_MULTIPLIER * forward_flops(cfg, segment_ids)
 
 
-def train_step_flops_estimate(cfg: ModelConfig, num_tokens: float, mean_segment_length: float) -> float:
+def train_step_flops_estimate(cfg: ModelConfig, num_tokens: float, mean_segment_length: float,
+                              lora: lora_lib.LoraConfig | None = None) -> float:
   """``train_step_flops`` from token and segment statistics instead of a batch (for planning)."""
+  if lora is not None:
+    return float(_lora_train_flops(cfg, lora, float(num_tokens),
+                                   attention_flops_estimate(cfg, num_tokens, mean_segment_length)))
   forward = (matmul_flops_per_token(cfg) * float(num_tokens)
              + attention_flops_estimate(cfg, num_tokens, mean_segment_length))
   return TRAIN_MULTIPLIER * forward

@@ -32,7 +32,7 @@ from spectrax.data.suite_reader import Suite
 from spectrax.models import init_model, load_hf, transfer_special_tokens
 from spectrax.parallel import distributed
 from spectrax.training import in_training_eval
-from spectrax.training import run_config
+from spectrax.training import lora_run, run_config
 from spectrax.training.metrics_log import MetricsWriter, Progress, StepTimer
 from spectrax.training.preemption import PreemptionGuard
 from spectrax.training.run_setup import RunSetup, say, set_up, write_run_files
@@ -164,7 +164,8 @@ class _Run:
     self.trainer = Trainer(setup.model_cfg, optimizer, setup.mesh,
                            setup.rules, microbatches=c.train.microbatches,
                            chunk_size=c.train.loss_chunk_size,
-                           skip_nonfinite=c.train.skip_nonfinite_steps)
+                           skip_nonfinite=c.train.skip_nonfinite_steps,
+                           lora=run_config.lora_config(c), seed=c.train.seed)
     self.data_iter = local_iterator(setup.pipelines)
     self.ckpt = Checkpointer(setup.run_dir.checkpoints,
                              save_every=c.train.checkpoint_every,
@@ -173,7 +174,7 @@ class _Run:
     self.suites_plan = _suites_plan(c)  # A config mistake fails before the state.
     self.state, self.step = self._restore_or_init()
     # The run has really started: only now may it (re)write its files.
-    write_run_files(c, setup)
+    write_run_files(c, setup, lora=lora_run.run_info(self.trainer, self.lora_base))
     self.step_fn = self.trainer.step_fn()
     self.eval_fn = self.trainer.eval_fn()
     self.writer = MetricsWriter(setup.run_dir.path, is_primary=self.primary)
@@ -185,16 +186,25 @@ class _Run:
     # The clocks start after that evaluation: it is not training time.
     self.timer = StepTimer()
     self.window = ThroughputWindow(setup.model_cfg,
-                                   peak_flops_total(c.train.peak_flops_per_device))
+                                   peak_flops_total(c.train.peak_flops_per_device),
+                                   lora=self.trainer.lora)
     self.progress = Progress(self.num_steps, self.step, is_primary=self.primary)
     self.pending = None  # (step, metrics) of the previous step: checked late.
     self.skipped = 0
 
   def _restore_or_init(self) -> tuple[dict, int]:
-    """The train state and its step: the latest checkpoint's, else fresh."""
+    """The train state and its step: the latest checkpoint's, else fresh.
+
+    LoRA: the frozen base is built and checked first; the state is the adapters'.
+    """
+    self.lora_base = None
+    if self.trainer.lora is not None:
+      self.lora_base = lora_run.prepare_base(self.c, self.setup, self.trainer, self.ckpt)
+      self._config_dict[lora_run.CONFIG_KEY] = self.lora_base.to_json()
     if self.ckpt.latest_step() is None:
       s = self.setup
-      params = initial_params(self.c, s.model_cfg, s.mesh, s.rules)
+      params = (self.trainer.init_adapters() if self.trainer.lora is not None
+                else initial_params(self.c, s.model_cfg, s.mesh, s.rules))
       return self.trainer.init_state(params), 0
     abstract = self.trainer.abstract_state()
     flat, start = self.ckpt.restore(flatten_state(abstract), self.data_iter)

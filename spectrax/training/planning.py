@@ -14,6 +14,16 @@ two compilations gives the fixed and the per-layer cost, extrapolated
 linearly to the real depth (layers are scanned, so each costs the same).
 Parameters and optimizer state are also counted exactly from
 `jax.eval_shape` of the full model and its shardings.
+
+A LoRA config (`config.lora.rank > 0`) is planned as it trains: the frozen
+base in the compute dtype ("parameters"), the float32 adapters and their
+AdamW moments ("adapters", "optimizer_state"), and the activations of the
+step with its remat policy; FLOPs count no weight gradients for the base.
+XLA:CPU computes bf16 matmuls in float32 and so converts the scanned bf16
+layer weights into a float32 copy (4 bytes per weight; an accelerator
+multiplies bf16 directly); for a LoRA plan, whose base is bf16 throughout,
+that copy is measured out of the temporaries ("cpu_upcast_excluded_gib").
+The head's copy (a fixed cost) is left in: the figure stays an upper bound.
 """
 
 from __future__ import annotations
@@ -80,7 +90,8 @@ def _compile_memory(c, model_cfg, layers: int, mesh):
   trainer = Trainer(cut, optimizer, mesh,
                     tuple(tuple(r) for r in c.sharding_rules),
                     microbatches=c.train.microbatches,
-                    chunk_size=c.train.loss_chunk_size)
+                    chunk_size=c.train.loss_chunk_size,
+                    lora=run_config.lora_config(c))
   state = trainer.abstract_state()
   shape = (c.data.batch_size, c.data.seq_len)
   batch = {k: jax.ShapeDtypeStruct(
@@ -97,6 +108,7 @@ def plan(c, devices: int, accelerator: str, assumed_mfu: float) -> dict:
   Needs `devices` jax devices (on CPU: `use_cpu_devices` first).
   """
   import jax  # pylint: disable=g-import-not-at-top
+  from spectrax.models import lora as lora_lib  # pylint: disable=g-import-not-at-top
   from spectrax.training import flops as flops_lib  # pylint: disable=g-import-not-at-top
   from spectrax.training import run_config  # pylint: disable=g-import-not-at-top
   from spectrax.parallel import sharding  # pylint: disable=g-import-not-at-top
@@ -137,28 +149,49 @@ def plan(c, devices: int, accelerator: str, assumed_mfu: float) -> dict:
     return total
 
   from spectrax.training.step import Trainer  # pylint: disable=g-import-not-at-top
-  full = Trainer(model_cfg, full_optimizer, mesh,
-                 tuple(tuple(r) for r in c.sharding_rules)).abstract_state()
+  lora = run_config.lora_config(c)
+  full_trainer = Trainer(model_cfg, full_optimizer, mesh,
+                         tuple(tuple(r) for r in c.sharding_rules), lora=lora)
+  full = full_trainer.abstract_state()
   params_bytes = per_device(full["params"])
   opt_bytes = per_device(full["opt_state"])
+  memory = {"parameters": params_bytes / GIB}
+  if lora is not None:  # "parameters": the frozen base; the adapters apart
+    memory = {"parameters": per_device(full_trainer.abstract_frozen_state()) / GIB,
+              "adapters": params_bytes / GIB}
   peak, hbm = ACCELERATORS[accelerator]
   tokens = c.data.batch_size * c.data.seq_len * 0.96
   step_flops = flops_lib.train_step_flops_estimate(
-      model_cfg, tokens, min(900.0, c.data.max_tokens))
+      model_cfg, tokens, min(900.0, c.data.max_tokens), lora=lora)
   ideal = step_flops / (devices * peak)
+  cpu_upcast = 0.0
+  if (lora is not None and jax.default_backend() == "cpu"
+      and model_cfg.dtype in ("bfloat16", "float16")):
+    layer_weights = jax.tree_util.tree_leaves_with_path(full_trainer.abstract_frozen_state())
+    cpu_upcast = 2.0 * per_device({  # the bf16 bytes twice: their float32 copy
+        jax.tree_util.keystr(p): x for p, x in layer_weights
+        if len(x.shape) >= 3 and "layers" in jax.tree_util.keystr(p)})
+    temp = max(0.0, temp - cpu_upcast)
   total = args + temp
   return {
       "model": {"family": model_cfg.family, "parameters": model_cfg.num_params(),
                 "layers": layers, "vocab": model_cfg.vocab_size},
       "devices": devices, "accelerator": accelerator,
       "mesh": dict(mesh.shape),
+      "remat_policy": model_cfg.remat_policy,
+      "microbatches": c.train.microbatches,
       "per_device_gib": {
-          "parameters": params_bytes / GIB,
+          **memory,
           "optimizer_state": opt_bytes / GIB,
           "activations_and_temporaries": temp / GIB,
           "total_compiled": total / GIB,
           "accelerator_memory": hbm / GIB},
       "fits": total < 0.92 * hbm,
+      **({"cpu_upcast_excluded_gib": cpu_upcast / GIB} if cpu_upcast else {}),
+      **({} if lora is None else {"lora": {
+          "rank": lora.rank, "targets": ",".join(lora.targets),
+          "adapter_parameters": lora_lib.num_adapter_params(model_cfg, lora),
+          "base_dtype": model_cfg.param_dtype}}),
       "tokens_per_step": tokens,
       "flops_per_step": step_flops,
       "step_time_s_at_100pct_mfu": ideal,
@@ -173,6 +206,11 @@ def summary_lines(result: dict, assumed_mfu: float) -> list[str]:
   step_time = result["step_time_s_at_100pct_mfu"]
   lines = [f"{model['family']} {model['parameters'] / 1e9:.2f}B parameters on "
            f"{result['devices']} x {result['accelerator']} (mesh {result['mesh']})"]
+  if "lora" in result:
+    lo = result["lora"]
+    lines.append(f"  LoRA rank {lo['rank']} on {lo['targets']}: {lo['adapter_parameters'] / 1e6:.1f}M "
+                 f"trainable; frozen base in {lo['base_dtype']}, remat {result['remat_policy']}, "
+                 f"{result['microbatches']} micro-batches")
   lines += [f"  {k:30s} {v:8.2f} GiB per device" for k, v in mem.items()]
   lines.append(f"  {'fits':30s} {result['fits']}  (attention planned with the dense "
                "backend: an upper bound for flash kernels)")

@@ -12,8 +12,10 @@ import os
 
 import ml_collections
 
+from spectrax.checkpoints.lora_base import BaseIdentity
 from spectrax.data import templates
 from spectrax.models import ModelConfig, preset
+from spectrax.models import lora as lora_lib
 from spectrax.data.pipeline import PACKERS, DataConfig
 from spectrax.training.in_training_eval import SUITES as EVAL_SUITES
 from spectrax.training.step import OptimizerConfig
@@ -76,6 +78,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _need(all(s in EVAL_SUITES for s in suites),
         f"train.eval_suites={suites!r}: choose from {EVAL_SUITES} "
         "(--config.train.eval_suites=\"('steerability',)\"; () turns it off).")
+  _check_lora(c)
   for axis in c.mesh.keys():
     _need(axis in ("data", "fsdp", "tensor"),
           f"mesh.{axis}: mesh axes are data, fsdp and tensor.")
@@ -135,6 +138,52 @@ def _check_numbers(c: ml_collections.ConfigDict) -> None:
           f"(--config.{field}=...).")
 
 
+def _check_lora(c: ml_collections.ConfigDict) -> None:
+  if "lora" not in c:
+    return
+  rank = c.lora.get("rank")
+  _need(rank is None or (isinstance(rank, int) and not isinstance(rank, bool) and rank >= 0),
+        f"lora.rank={rank!r} must be a whole number >= 0 (0 or None: full "
+        "fine-tuning; --config.lora.rank=8).")
+  if not rank:
+    return
+  alpha = c.lora.get("alpha", 16.0)
+  _need(isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0,
+        f"lora.alpha={alpha!r} must be a finite number > 0 (--config.lora.alpha=16).")
+  dropout = c.lora.get("dropout", 0.0)
+  _need(isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0,
+        f"lora.dropout={dropout!r} must be in [0, 1) (--config.lora.dropout=0.05).")
+  targets = lora_lib.parse_targets(c.lora.get("targets", ""))
+  unknown = [t for t in targets if t not in lora_lib.TARGETS]
+  _need(targets and not unknown,
+        f"lora.targets={c.lora.get('targets')!r}: name projections among "
+        f"{','.join(lora_lib.TARGETS)} (--config.lora.targets=q,k,v,o).")
+
+
+def lora_config(c: ml_collections.ConfigDict) -> lora_lib.LoraConfig | None:
+  """The run's LoRA settings, or None for full fine-tuning (rank 0 or None)."""
+  if "lora" not in c or not c.lora.get("rank"):
+    return None
+  return lora_lib.LoraConfig(
+      rank=int(c.lora.rank), alpha=float(c.lora.get("alpha", 16.0)),
+      dropout=float(c.lora.get("dropout", 0.0)),
+      targets=lora_lib.parse_targets(c.lora.get("targets", ",".join(lora_lib.TARGETS))))
+
+
+def lora_base(c: ml_collections.ConfigDict) -> BaseIdentity:
+  """Where a LoRA run's frozen base comes from (its fingerprint is computed on load)."""
+  if c.init_from_hf:
+    tokens = ()
+    if c.transfer_special_tokens_from:
+      tokens = templates.get_template(c.data.template).special_tokens
+    return BaseIdentity("hf", os.path.abspath(c.init_from_hf),
+                        transfer_special_tokens_from=(
+                            os.path.abspath(c.transfer_special_tokens_from)
+                            if c.transfer_special_tokens_from else ""),
+                        special_tokens=tuple(tokens))
+  return BaseIdentity("init", seed=int(c.train.seed))
+
+
 def check_mesh(c: ml_collections.ConfigDict, mesh) -> None:
   """The batch must split evenly over the batch-sharded mesh axes."""
   shards = mesh.shape.get("data", 1) * mesh.shape.get("fsdp", 1)
@@ -171,7 +220,9 @@ def tokenizer_path(c: ml_collections.ConfigDict) -> str | None:
 
 def model_config(c: ml_collections.ConfigDict, vocab_size: int) -> ModelConfig:
   """The architecture: from the HF checkpoint, a preset, or hf_config keys."""
-  runtime = dict(param_dtype=c.model.param_dtype, dtype=c.model.dtype,
+  # LoRA: the frozen base is held only in the compute dtype (no master copy).
+  param_dtype = c.model.dtype if lora_config(c) else c.model.param_dtype
+  runtime = dict(param_dtype=param_dtype, dtype=c.model.dtype,
                  attention_backend=c.model.attention_backend,
                  remat_policy=c.model.remat_policy)
   if c.init_from_hf:

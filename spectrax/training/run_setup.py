@@ -77,8 +77,10 @@ def set_up(c, workdir: str) -> RunSetup:
                   _num_steps(c, pipeline, data_cfg))
 
 
-def write_run_files(c, setup: RunSetup) -> None:
+def write_run_files(c, setup: RunSetup, lora: dict | None = None) -> None:
   """config.json, run.json and the tokenizer copy (process 0), atomically.
+
+  `lora`: run.json's LoRA entry (adapter config and base identity), if any.
 
   Called once the state is restored or initialised: a start that fails
   before that (a changed model, an unreadable checkpoint) changes nothing.
@@ -95,7 +97,7 @@ def write_run_files(c, setup: RunSetup) -> None:
       template=c.data.template,
       tokenizer=os.path.relpath(copy, run_dir.path),
       tokenizer_source=os.path.abspath(pipeline.tokenizer_path),
-      model_config=model_cfg))
+      model_config=model_cfg, lora=lora))
 
 
 def _num_steps(c, pipeline: Pipeline, data_cfg: DataConfig) -> int:

@@ -19,6 +19,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from spectrax.parallel import sharding
+from spectrax.models import lora as lora_lib
 from spectrax.models.loss import chunked_cross_entropy
 from spectrax.models import ModelConfig, Transformer
 
@@ -81,11 +82,19 @@ class Trainer:
   The state is a dict `{"step": int32[], "params": nnx.State,
   "opt_state": optax state}`; params are float32 master weights by default
   (`model.param_dtype`), compute runs in `model.dtype`.
+
+  With `lora` (a `LoraConfig`), "params" are the float32 adapters
+  (`spectrax.models.lora`) and the optimizer sees only them; the model's own
+  weights are the frozen base, given once with `set_frozen` (held in the
+  compute dtype: `model_cfg.param_dtype` should equal `model_cfg.dtype`) and
+  passed to the jitted step as a separate, never donated, never
+  differentiated argument. Checkpoints of the state then hold only adapters.
   """
 
   def __init__(self, model_cfg: ModelConfig, optimizer: optax.GradientTransformation,
                mesh: Mesh, rules, *, microbatches: int = 1, chunk_size: int = 256,
-               skip_nonfinite: bool = False):
+               skip_nonfinite: bool = False, lora: lora_lib.LoraConfig | None = None,
+               seed: int = 0):
     self.model_cfg = model_cfg
     self.optimizer = optimizer
     self.mesh = mesh
@@ -93,11 +102,22 @@ class Trainer:
     self.microbatches = microbatches
     self.chunk_size = chunk_size
     self.skip_nonfinite = skip_nonfinite
+    self.lora = lora
+    self.seed = seed
     abstract = nnx.eval_shape(lambda: Transformer(model_cfg, rngs=nnx.Rngs(0)))
     self.graphdef, abstract_params = nnx.split(abstract, nnx.Param)
-    self.abstract_params = abstract_params
     # A State whose leaves are NamedShardings (a pytree prefix for jit).
-    self.param_shardings = sharding.shardings(abstract_params, mesh, self.rules)
+    base_shardings = sharding.shardings(abstract_params, mesh, self.rules)
+    if lora is None:
+      self.abstract_params = abstract_params
+      self.param_shardings = base_shardings
+      self.frozen_shardings = None
+    else:
+      self.abstract_params = lora_lib.abstract_adapters(model_cfg, lora)
+      self.param_shardings = lora_lib.adapter_shardings(model_cfg, lora, mesh, self.rules)
+      self.abstract_frozen = abstract_params
+      self.frozen_shardings = base_shardings
+    self.frozen = None  # the base params of a LoRA run (set_frozen)
     self.batch_sharding = batch_sharding(mesh, self.rules)
     self.batch_shards = math.prod(
         mesh.shape[a] for a in jax.tree.leaves(tuple(self.batch_sharding.spec[:1])))
@@ -123,6 +143,26 @@ class Trainer:
             "opt_state": jax.tree_util.tree_map_with_path(like_param,
                                                           abstract_opt)}
 
+  def init_adapters(self):
+    """Fresh adapters of a LoRA run (from `seed`), in their shardings."""
+    key = jax.random.key(self.seed)
+    init = jax.jit(lambda: lora_lib.init_adapters(self.model_cfg, self.lora, key),
+                   out_shardings=self.param_shardings)
+    return init()
+
+  def set_frozen(self, base_params) -> None:
+    """The frozen base of a LoRA run: the model's `nnx.Param` state, placed
+    per the rules (as `load_hf` / `init_model` place it)."""
+    if self.lora is None:
+      raise ValueError("set_frozen is for LoRA runs (Trainer(..., lora=...)).")
+    self.frozen = base_params
+
+  def abstract_frozen_state(self):
+    """The frozen base as sharded ShapeDtypeStructs (for planning)."""
+    return jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        self.abstract_frozen, self.frozen_shardings)
+
   def init_state(self, params) -> dict:
     """A train state from model params (already sharded)."""
     shardings = self.state_shardings()
@@ -144,7 +184,7 @@ class Trainer:
 
   # -- the step ------------------------------------------------------------
 
-  def _loss(self, params, batch):
+  def _loss(self, params, batch, frozen=None, rng=None):
     # Weight matrices are cast to the compute dtype here, pinned to their
     # FSDP shards, so every all-gather moves compute-dtype bytes (a cast at
     # each use leaves it to sharding propagation whether the cast comes before
@@ -161,31 +201,45 @@ class Trainer:
         return p
       return jax.lax.with_sharding_constraint(p.astype(dtype), s)
 
-    compute = jax.tree_util.tree_map_with_path(cast, params, self.param_shardings)
+    if self.lora is None:
+      base, adapters = params, None
+      compute = jax.tree_util.tree_map_with_path(cast, base, self.param_shardings)
+    else:
+      # The frozen base is held in the compute dtype: used as it is (a cast
+      # or a sharding constraint here would make XLA copy the whole base).
+      base = compute = frozen
+      adapters = lora_lib.Adapters(self.lora, params, rng)
     hidden = nnx.merge(self.graphdef, compute)(
-        batch["inputs"], batch["positions"], batch["segment_ids"])
+        batch["inputs"], batch["positions"], batch["segment_ids"], lora=adapters)
     return chunked_cross_entropy(
-        hidden, nnx.merge(self.graphdef, params).head(), batch["targets"],
+        hidden, nnx.merge(self.graphdef, base).head(), batch["targets"],
         batch["loss_mask"], softcap=self.model_cfg.final_logit_softcap,
         chunk_size=self.chunk_size, batch_shards=self.batch_shards)
 
-  def _step(self, state, batch):
+  def _step(self, state, batch, frozen=None):
     params = state["params"]
     n = self.microbatches
     micro = jax.tree.map(
         lambda x: x.reshape((n, x.shape[0] // n) + x.shape[1:]), batch)
+    # LoRA dropout: a key per step and micro-batch, a pure function of the
+    # step, so a resumed run draws the same masks.
+    dropout = self.lora is not None and self.lora.dropout > 0
+    step_key = (jax.random.fold_in(jax.random.key(self.seed + 1), state["step"])
+                if dropout else None)
 
-    def accumulate(carry, mb):
+    def accumulate(carry, xs):
       grads, nll, count = carry
-      (mb_nll, mb_count), g = jax.value_and_grad(self._loss, has_aux=True)(
-          params, mb)
+      mb, index = xs
+      rng = None if step_key is None else jax.random.fold_in(step_key, index)
+      args = (params, mb) if self.lora is None else (params, mb, frozen, rng)
+      (mb_nll, mb_count), g = jax.value_and_grad(self._loss, has_aux=True)(*args)
       return (jax.tree.map(jnp.add, grads, g), nll + mb_nll,
               count + mb_count), None
 
     zeros = jax.tree.map(jnp.zeros_like, params)
     (grads, nll, count), _ = jax.lax.scan(
         accumulate, (zeros, jnp.zeros((), jnp.float32),
-                     jnp.zeros((), jnp.float32)), micro)
+                     jnp.zeros((), jnp.float32)), (micro, jnp.arange(n)))
     denom = jnp.maximum(count, 1.0)
     grads = jax.tree.map(lambda g: g / denom, grads)
     loss = nll / denom
@@ -205,23 +259,57 @@ class Trainer:
     return new_state, metrics
 
   def step_fn(self):
-    """`(state, batch) -> (state, metrics)`, jitted with donated state."""
+    """`(state, batch) -> (state, metrics)`, jitted with donated state.
+
+    For a LoRA run the frozen base (`set_frozen`) is passed along as a third,
+    not donated, argument; `.lower(state, batch)` works for both.
+    """
     if self._step_fn is None:
       state_sh = self.state_shardings()
       batch_sh = {k: self.batch_sharding for k in BATCH_KEYS}
       replicated = NamedSharding(self.mesh, PartitionSpec())
-      self._step_fn = jax.jit(
-          self._traced_step, in_shardings=(state_sh, batch_sh),
-          out_shardings=(state_sh, replicated), donate_argnums=0)
+      if self.lora is None:
+        self._step_fn = jax.jit(
+            self._traced_step, in_shardings=(state_sh, batch_sh),
+            out_shardings=(state_sh, replicated), donate_argnums=0)
+      else:
+        self._step_fn = _WithFrozen(self, jax.jit(
+            self._traced_step, in_shardings=(state_sh, batch_sh, self.frozen_shardings),
+            out_shardings=(state_sh, replicated), donate_argnums=0))
     return self._step_fn
 
-  def _traced_step(self, state, batch):
+  def _traced_step(self, state, batch, frozen=None):
     with sharding.axis_rules(self.mesh, self.rules):
-      return self._step(state, batch)
+      return self._step(state, batch, frozen)
 
   def eval_fn(self):
-    """`(params, batch) -> (nll_sum, count)`, jitted."""
-    def ev(params, batch):
+    """`(params, batch) -> (nll_sum, count)`, jitted (LoRA: params are the adapters)."""
+    def ev(params, batch, frozen=None):
       with sharding.axis_rules(self.mesh, self.rules):
-        return self._loss(params, batch)
-    return jax.jit(ev)
+        if self.lora is None:
+          return self._loss(params, batch)
+        return self._loss(params, batch, frozen)
+    fn = jax.jit(ev)
+    return fn if self.lora is None else _WithFrozen(self, fn)
+
+
+class _WithFrozen:
+  """A jitted `(x, batch, frozen)` called as `(x, batch)`: the trainer's frozen
+  base is the third argument (its abstract form when lowering before it is set)."""
+
+  def __init__(self, trainer: Trainer, fn):
+    self.trainer, self.fn = trainer, fn
+
+  def _frozen(self):
+    if self.trainer.frozen is None:
+      raise ValueError("a LoRA Trainer needs its frozen base: call set_frozen(params) first.")
+    return self.trainer.frozen
+
+  def __call__(self, x, batch):
+    return self.fn(x, batch, self._frozen())
+
+  def lower(self, x, batch):
+    frozen = self.trainer.frozen
+    if frozen is None:
+      frozen = self.trainer.abstract_frozen_state()
+    return self.fn.lower(x, batch, frozen)

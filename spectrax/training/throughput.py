@@ -30,8 +30,9 @@ class ThroughputWindow:
   collective: all processes call it at the same steps).
   """
 
-  def __init__(self, model_cfg: ModelConfig, peak_flops: float):
+  def __init__(self, model_cfg: ModelConfig, peak_flops: float, lora=None):
     self.model_cfg = model_cfg
+    self.lora = lora  # a LoraConfig: frozen-base FLOPs (flops.train_step_flops)
     self.peak_flops = peak_flops
     self._start = time.perf_counter()
     self._tokens = 0
@@ -40,7 +41,8 @@ class ThroughputWindow:
   def add(self, segment_ids) -> None:
     """Counts one local batch (`segment_ids` [rows, length], 0 = padding)."""
     self._tokens += flops_lib.num_real_tokens(segment_ids)
-    self._flops += float(flops_lib.train_step_flops(self.model_cfg, segment_ids))
+    self._flops += float(flops_lib.train_step_flops(self.model_cfg, segment_ids,
+                                                       lora=self.lora))
 
   def close(self, data_stats: dict) -> dict:
     """Rates since the last close, with the data counters of every process.
