@@ -44,7 +44,11 @@ def get_config() -> ml_collections.ConfigDict:
       remat_policy="full",  # none | full | dots | dots_no_batch
   ))
 
-  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+  # dcn_data: how many nodes (GPU hosts) or TPU slices the data axis spans
+  # (-1: one per node / slice). With dcn_data > 1 the other sizes describe one
+  # node or slice: FSDP stays on NVLink / ICI and only the gradient all-reduce
+  # crosses the slow network (sharding.make_mesh). The launch scripts set it.
+  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, dcn_data=1))
   c.sharding_rules = sharding.DEFAULT_RULES  # logical axis -> mesh axes; override per run
 
   c.optimizer = ml_collections.ConfigDict(dict(
