@@ -138,6 +138,23 @@ def test_two_processes_equal_one_with_the_same_global_batch(two_process_run, tin
 
 
 @pytest.mark.slow
+def test_node_local_mesh_over_two_processes_trains_like_one(tiny_suite_dir, tmp_path):
+  """mesh.dcn_data=-1: each process's 4 devices are one data row (FSDP within
+  a "node", data parallel across: create_hybrid_device_mesh); same losses."""
+  two = str(tmp_path / "two")
+  os.makedirs(two)
+  _launch(two, tiny_train_flags(tiny_suite_dir, num_steps=3, eval_every=0) +
+          ["--config.mesh.dcn_data=-1"])
+  c = tiny_train_config(tiny_suite_dir, num_steps=3, eval_every=0)
+  c.data.shards = 2
+  train_lib.train(c, str(tmp_path / "one"))
+  one = _losses(str(tmp_path / "one"))
+  assert [s for s, _ in _losses(two)] == [1, 2, 3]
+  np.testing.assert_allclose([l for _, l in _losses(two)], [l for _, l in one], rtol=1e-5,
+                             atol=0)
+
+
+@pytest.mark.slow
 def test_two_process_checkpoint_resumes_exactly(two_process_run, tiny_suite_dir, tmp_path):
   workdir = str(tmp_path)
   _launch(workdir, tiny_train_flags(tiny_suite_dir, stop_after=4))
