@@ -6,11 +6,13 @@ from configs import base
 
 # Meshes: a TPU v5p pod slice shards parameters and optimizer state fully
 # (FSDP over every chip); an 8-GPU node does the same over its 8 GPUs and
-# accumulates micro-batches to keep activations small.
+# accumulates micro-batches to keep activations small. On several nodes or
+# slices the launch scripts add mesh.dcn_data (one data row per node / slice),
+# so these sizes stay per node / slice and FSDP never crosses the slow network.
 HARDWARE = {
-    "tpu": dict(mesh=dict(data=1, fsdp=-1, tensor=1), microbatches=1,
+    "tpu": dict(mesh=dict(data=1, fsdp=-1, tensor=1, dcn_data=1), microbatches=1,
                 attention_backend="splash"),
-    "gpu": dict(mesh=dict(data=1, fsdp=8, tensor=1), microbatches=16,
+    "gpu": dict(mesh=dict(data=1, fsdp=8, tensor=1, dcn_data=1), microbatches=16,
                 attention_backend="cudnn"),
     # LoRA on one 80-141 GB GPU (docs/models.md#lora): the base frozen in
     # bf16, adapters on every projection; the same ~1M-token step,

@@ -50,7 +50,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.lora = ml_collections.ConfigDict(dict(
       rank=0, alpha=16.0, dropout=0.0, targets="q,k,v,o,gate,up,down"))
 
-  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+  # dcn_data: how many nodes (GPU hosts) or TPU slices the data axis spans
+  # (-1: one per node / slice). With dcn_data > 1 the other sizes describe one
+  # node or slice: FSDP stays on NVLink / ICI and only the gradient all-reduce
+  # crosses the slow network (sharding.make_mesh). The launch scripts set it.
+  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, dcn_data=1))
   c.sharding_rules = sharding.DEFAULT_RULES  # logical axis -> mesh axes; override per run
 
   c.optimizer = ml_collections.ConfigDict(dict(

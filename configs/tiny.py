@@ -34,7 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
       max_position_embeddings=4096))
   c.model.dtype = "float32"
   c.model.remat_policy = "none"
-  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, dcn_data=1))
   c.optimizer.learning_rate = 3e-3
   c.optimizer.schedule = "cosine"
   c.optimizer.warmup_steps = 20

@@ -138,6 +138,23 @@ def test_two_processes_equal_one_with_the_same_global_batch(two_process_run, tin
 
 
 @pytest.mark.slow
+def test_node_local_mesh_over_two_processes_trains_like_one(tiny_suite_dir, tmp_path):
+  """mesh.dcn_data=-1: each process's 4 devices are one data row (FSDP within
+  a "node", data parallel across: create_hybrid_device_mesh); same losses."""
+  two = str(tmp_path / "two")
+  os.makedirs(two)
+  _launch(two, tiny_train_flags(tiny_suite_dir, num_steps=3, eval_every=0) +
+          ["--config.mesh.dcn_data=-1"])
+  c = tiny_train_config(tiny_suite_dir, num_steps=3, eval_every=0)
+  c.data.shards = 2
+  train_lib.train(c, str(tmp_path / "one"))
+  one = _losses(str(tmp_path / "one"))
+  assert [s for s, _ in _losses(two)] == [1, 2, 3]
+  np.testing.assert_allclose([l for _, l in _losses(two)], [l for _, l in one], rtol=1e-5,
+                             atol=0)
+
+
+@pytest.mark.slow
 def test_two_process_checkpoint_resumes_exactly(two_process_run, tiny_suite_dir, tmp_path):
   workdir = str(tmp_path)
   _launch(workdir, tiny_train_flags(tiny_suite_dir, stop_after=4))
@@ -234,9 +251,23 @@ def test_two_process_scoring_writes_every_id_once(tiny_run, tmp_path):
 # -- launch scripts ------------------------------------------------------------
 
 
+# What the launchers read from the environment; a test sets it, not the caller's shell.
+_LAUNCH_ENV = ("XLA_FLAGS", "LIBTPU_INIT_ARGS", "XLA_PYTHON_CLIENT_MEM_FRACTION",
+               "JAX_COMPILATION_CACHE_DIR", "SLURM_JOB_NUM_NODES", "NODES", "PROCESS_PER",
+               "SLICES", "PYTHON_VERSION")
+
+
 def _dry(*args, **env):
-  return subprocess.run(["bash", *args], cwd=REPO, env=_env(**env), capture_output=True,
+  clean = {k: v for k, v in _env(**env).items() if k not in _LAUNCH_ENV or k in env}
+  return subprocess.run(["bash", *args], cwd=REPO, env=clean, capture_output=True,
                         text=True, check=True).stdout.splitlines()
+
+
+def _line(lines, text):
+  """The one line of `lines` that contains `text`."""
+  found = [l for l in lines if text in l]
+  assert len(found) == 1, (text, lines)
+  return found[0]
 
 
 def test_tpu_pod_dry_run_covers_the_lifecycle():
@@ -265,15 +296,117 @@ def test_tpu_pod_dry_run_covers_the_lifecycle():
   assert missing.returncode == 2 and "set --bucket" in missing.stderr
 
 
+TPU_FLAGS = ("--xla_tpu_enable_async_collective_fusion=true",
+             "--xla_tpu_enable_async_collective_fusion_fuse_all_gather=true",
+             "--xla_tpu_overlap_compute_collective_tc=true", "--xla_enable_async_all_gather=true",
+             "--xla_tpu_enable_data_parallel_all_reduce_opt=true")
+
+
+def test_tpu_pod_dry_run_shows_python_flags_and_the_multislice_mesh():
+  common = ["--zone=z", "--bucket=bkt", "--accelerator=v5p-64"]
+  # The workers' own Python >= 3.11 (TPU VM images ship 3.10), through uv.
+  setup = _dry("launch/tpu_pod.sh", "--dry_run", "setup", *common)
+  assert "Python 3.11 on every worker" in setup[0]
+  ssh = _line(setup, "tpu-vm ssh")
+  assert "uv venv -q --python 3.11 .venv && . .venv/bin/activate && python --version" in ssh
+  assert "python3 -m pip install --user -q uv" in ssh
+  assert "--python 3.12 .venv" in _line(
+      _dry("launch/tpu_pod.sh", "--dry_run", "setup", *common, "--python=3.12"), "tpu-vm ssh")
+  old = subprocess.run(["bash", "launch/tpu_pod.sh", "--dry_run", "setup", *common,
+                        "--python=3.10"], cwd=REPO, capture_output=True, text=True)
+  assert old.returncode == 2 and "need Python 3.11 or newer" in old.stderr
+  # libtpu flags and the compilation cache, on one slice: no dcn_data.
+  train = _line(_dry("launch/tpu_pod.sh", "--dry_run", "train", *common), "tpu-vm ssh")
+  for flag in TPU_FLAGS + ("--xla_tpu_scoped_vmem_limit_kib=98304",):
+    assert flag in train
+  assert "JAX_COMPILATION_CACHE_DIR=/gcs/bkt/runs/gemma12b/jax_cache" in train
+  assert "dcn_data" not in train
+  v4 = _line(_dry("launch/tpu_pod.sh", "--dry_run", "train", "--zone=z", "--bucket=bkt",
+                  "--accelerator=v4-32"), "tpu-vm ssh")
+  assert TPU_FLAGS[0] in v4 and "scoped_vmem" not in v4
+  # A flag you set replaces the default of that name; SPECTRAX_XLA_DEFAULTS=0 drops them.
+  mine = _line(_dry("launch/tpu_pod.sh", "--dry_run", "train", *common,
+                    LIBTPU_INIT_ARGS="--xla_enable_async_all_gather=false"), "tpu-vm ssh")
+  assert "--xla_enable_async_all_gather=false" in mine
+  assert "--xla_enable_async_all_gather=true" not in mine and TPU_FLAGS[0] in mine
+  bare = _line(_dry("launch/tpu_pod.sh", "--dry_run", "train", *common,
+                    SPECTRAX_XLA_DEFAULTS="0"), "tpu-vm ssh")
+  assert 'LIBTPU_INIT_ARGS=""' in bare
+  # Two slices: a multislice queued resource; FSDP within a slice, data across.
+  create = _dry("launch/tpu_pod.sh", "--dry_run", "create", *common, "--slices=2")
+  assert ("queued-resources create spectrax --zone=z --node-count=2 --node-prefix=spectrax "
+          "--accelerator-type=v5p-64") in _line(create, "queued-resources create")
+  train = _dry("launch/tpu_pod.sh", "--dry_run", "train", *common, "--slices=2", "--",
+               "--config.train.num_steps=5")
+  assert "FSDP within each of the 2 slices (ICI), data parallel across them (DCN)" in train[0]
+  for node in ("spectrax-0", "spectrax-1"):
+    line = _line(train, f"tpu-vm ssh {node} ")
+    assert ("--config.mesh.dcn_data=2 '\\''--config.train.num_steps=5'\\''" in line
+            and TPU_FLAGS[0] in line)
+  assert _dry("launch/tpu_pod.sh", "--dry_run", "delete", *common, "--slices=2") == [
+      "gcloud compute tpus queued-resources delete spectrax --zone=z --force --quiet"]
+
+
+def _slurm(*args, **env):
+  return _dry("launch/gpu_slurm.sbatch", "--dry_run", "configs/qwen14b.py:gpu", "/shared/q",
+              *args, **env)
+
+
+def _exported(lines, name):
+  line = _line(lines, f"export {name}=")
+  return line.split("=", 1)[1].strip("'")
+
+
+GPU_FLAGS = ("--xla_gpu_enable_latency_hiding_scheduler=true",
+             "--xla_gpu_enable_triton_gemm=false",
+             "--xla_gpu_enable_pipelined_all_gather=true",
+             "--xla_gpu_enable_pipelined_reduce_scatter=true",
+             "--xla_gpu_enable_pipelined_all_reduce=true",
+             "--xla_gpu_all_reduce_combine_threshold_bytes=134217728")
+
+
 def test_slurm_dry_run_per_node_and_per_gpu():
-  node = _dry("launch/gpu_slurm.sbatch", "--dry_run", "configs/qwen14b.py:gpu", "/shared/q",
-              "--config.train.num_steps=10")
-  assert node[1].startswith("srun --kill-on-bad-exit=1 --wait=60 bash -c ")
-  assert "SPECTRAX_LOCAL_DEVICE_IDS=$(nvidia-smi" in node[1]
-  assert "exec python -m spectrax.train --config=" in node[1]
-  gpu = _dry("launch/gpu_slurm.sbatch", "--dry_run", "configs/qwen14b.py:gpu", "/shared/q",
-             PROCESS_PER="gpu")
-  assert "SPECTRAX_LOCAL_DEVICE_IDS" not in gpu[1]
+  node = _slurm("--config.train.num_steps=10")
+  srun = _line(node, "srun --")
+  assert srun.startswith("srun --kill-on-bad-exit=1 --wait=60 bash -c ")
+  assert "SPECTRAX_LOCAL_DEVICE_IDS=$(nvidia-smi" in srun
+  assert "exec python -m spectrax.train --config=" in srun
+  gpu = _slurm(PROCESS_PER="gpu")
+  assert "SPECTRAX_LOCAL_DEVICE_IDS" not in _line(gpu, "srun --")
   with open(os.path.join(REPO, "launch", "gpu_slurm.sbatch")) as f:
     header = f.read()
   assert "#SBATCH --signal=B:TERM@300" in header and "#SBATCH --ntasks-per-node=1" in header
+
+
+def test_slurm_dry_run_shows_the_flags_and_the_node_local_mesh():
+  out = _slurm("--config.train.num_steps=10")
+  flags = _exported(out, "XLA_FLAGS").split()
+  assert set(GPU_FLAGS) <= set(flags) and len(flags) == len(set(f.split("=")[0] for f in flags))
+  assert _exported(out, "JAX_COMPILATION_CACHE_DIR") == "/shared/q/jax_cache"
+  assert _exported(out, "XLA_PYTHON_CLIENT_MEM_FRACTION") == "0.9"
+  # Two nodes (the header's --nodes=2; SLURM_JOB_NUM_NODES in a job): FSDP on
+  # each node's NVLink, data parallel over InfiniBand; your overrides come after.
+  assert "mesh: --config.mesh.dcn_data=2" in _line(out, "node(s)")
+  assert ("--workdir='\\''/shared/q'\\'' --config.mesh.dcn_data=2 "
+          "'\\''--config.train.num_steps=10'\\''") in _line(out, "srun --")
+  four = _slurm(SLURM_JOB_NUM_NODES="4", PROCESS_PER="gpu")
+  assert "--config.mesh.dcn_data=4" in _line(four, "srun --")
+  assert "dcn_data" not in _line(_slurm(NODES="1"), "srun --")
+  # Your XLA_FLAGS win over a default of the same name and keep the rest.
+  mine = _exported(_slurm(XLA_FLAGS="--xla_gpu_enable_triton_gemm=true --xla_dump_to=/d"),
+                   "XLA_FLAGS").split()
+  assert "--xla_gpu_enable_triton_gemm=true" in mine and "--xla_dump_to=/d" in mine
+  assert "--xla_gpu_enable_triton_gemm=false" not in mine and GPU_FLAGS[0] in mine
+  assert _exported(_slurm(SPECTRAX_XLA_DEFAULTS="0"), "XLA_FLAGS") == ""
+
+
+def test_default_gpu_flags_are_known_to_the_pinned_jaxlib():
+  """XLA aborts at start-up on a flag it does not know (a removed one): the
+  launcher's defaults must all parse (GPU flags parse on a CPU jaxlib too)."""
+  flags = _exported(_slurm(), "XLA_FLAGS")
+  probe = [sys.executable, "-c", "import jax; jax.numpy.zeros(2).block_until_ready()"]
+  ok = subprocess.run(probe, env=_env(XLA_FLAGS=flags), capture_output=True, text=True)
+  assert ok.returncode == 0, ok.stderr[-2000:]
+  bad = subprocess.run(probe, env=_env(XLA_FLAGS="--xla_gpu_enable_async_collectives=true"),
+                       capture_output=True, text=True)
+  assert bad.returncode != 0 and "Unknown flag" in bad.stderr  # The check can fail.

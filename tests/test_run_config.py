@@ -83,6 +83,9 @@ def test_tiny_config_is_valid(c):
     ({"mesh.tensor": 0},
      "mesh.tensor=0: a mesh axis is a whole number >= 1, or -1 for the devices "
      "left over."),
+    ({"mesh.dcn_data": 0},
+     "mesh.dcn_data=0: the node / TPU slice count is a whole number >= 1, or -1 "
+     "for one per node / slice."),
     ({"require_init_from_hf": True, "instruct_hint": "google/gemma-3-12b-pt"},
      "this config fine-tunes a pretrained checkpoint: set "
      "--config.init_from_hf=/path/to/google/gemma-3-12b-pt (an HF directory "
@@ -109,7 +112,8 @@ def test_no_model_and_an_unknown_mesh_axis(c):
   c.mesh.pipeline = 2
   with pytest.raises(run_config.ConfigError) as e:
     run_config.validate(c)
-  assert str(e.value) == "mesh.pipeline: mesh axes are data, fsdp and tensor."
+  assert str(e.value) == ("mesh.pipeline: mesh axes are data, fsdp and tensor (and dcn_data, "
+                          "the number of nodes or slices the data axis spans).")
 
 
 def test_check_mesh(c):

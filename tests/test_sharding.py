@@ -131,3 +131,131 @@ def test_init_model_creates_sharded_params(mesh):
   assert model.layers.attn.o[...].sharding.spec == P(None, "tensor", None, "fsdp")
   same = init_model(tiny_config(), seed=3)  # unsharded, same seed: same values
   np.testing.assert_array_equal(np.asarray(model.layers.mlp.up[...]), np.asarray(same.layers.mlp.up[...]))
+
+
+# -- node-local FSDP: data across nodes / slices ---------------------------------
+
+
+def _rows(mesh):
+  """Device ids of each data row (data axis first)."""
+  arr = np.moveaxis(mesh.devices, list(mesh.axis_names).index("data"), 0)
+  return [sorted(d.id for d in row.flat) for row in arr]
+
+
+def test_node_local_mesh_on_one_process_splits_the_device_list(mesh):
+  # Two simulated "nodes" of 4 devices: FSDP within each, data across them.
+  m = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1, "dcn_data": 2})
+  assert dict(m.shape) == {"data": 2, "fsdp": 4, "tensor": 1}
+  assert _rows(m) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+  m = sharding.make_mesh({"data": 2, "fsdp": -1, "tensor": 1, "dcn_data": 2})
+  assert dict(m.shape) == {"data": 4, "fsdp": 2, "tensor": 1}
+  assert _rows(m) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+  # -1: one group per process; a single process is one group, the plain mesh.
+  m = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1, "dcn_data": -1})
+  assert dict(m.shape) == {"data": 1, "fsdp": 8, "tensor": 1}
+  with pytest.raises(ValueError, match=r"do not fit 4 devices per group of dcn_data=2"):
+    sharding.make_mesh({"data": 1, "fsdp": 8, "tensor": 1, "dcn_data": 2})
+  with pytest.raises(ValueError, match=r"dcn_data=3 groups cannot split 8 devices"):
+    sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1, "dcn_data": 3})
+  with pytest.raises(ValueError, match="has no data axis"):
+    sharding.make_mesh({"fsdp": -1, "dcn_data": 2})
+
+
+def test_node_local_mesh_keeps_fsdp_within_a_node(mesh):
+  """The batch splits over data x fsdp and weights over fsdp only, so each
+  node holds a whole copy of the parameters (FSDP never crosses nodes)."""
+  m = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1, "dcn_data": 2})
+  spec = sharding.logical_to_spec(("layers", "embed", "mlp"), RULES, m)
+  assert spec == P(None, "fsdp", None)
+  up = jax.device_put(jnp.zeros((2, 32, 64)), jax.NamedSharding(m, spec))
+  for node in range(2):
+    ids = {d.id for d in m.devices[node].flat}
+    pieces = {tuple((sl.start, sl.stop) for sl in s.index)
+              for s in up.addressable_shards if s.device.id in ids}
+    assert len(pieces) == 4  # The node's 4 devices hold 4 different quarters.
+  assert sharding.logical_to_spec(("batch", "length"), RULES, m) == P(("data", "fsdp"), None)
+
+
+class _FakeDevice:
+  """What the mesh builders read off a device, for topologies this machine lacks."""
+
+  def __init__(self, id_, process_index, platform="gpu", slice_index=None):
+    self.id, self.process_index, self.platform = id_, process_index, platform
+    self.device_kind = "fake"
+    if slice_index is not None:
+      self.slice_index = slice_index
+
+  def __repr__(self):
+    return f"D{self.id}"
+
+
+def _ids(arr):
+  return np.vectorize(lambda d: d.id)(arr)
+
+
+def test_hybrid_device_array_keeps_each_node_on_its_own_data_rows():
+  # Two 8-GPU nodes, one process each, listed interleaved: each node's GPUs
+  # form one data row (create_hybrid_device_mesh, processes as granules).
+  devs = [_FakeDevice(8 * p + i, p) for i in range(8) for p in range(2)]
+  arr = sharding.hybrid_device_array([("data", 1), ("fsdp", -1), ("tensor", 1)], devs, 2)
+  assert arr.shape == (2, 8, 1)
+  np.testing.assert_array_equal(_ids(arr)[:, :, 0], [list(range(8)), list(range(8, 16))])
+  # fsdp first in the axis order: the data axis is still the one across nodes.
+  arr = sharding.hybrid_device_array([("fsdp", 4), ("data", -1)], devs, 2)
+  assert arr.shape == (4, 4)
+  for col in range(4):
+    assert len({d.process_index for d in arr[:, col]}) == 1
+  # One process per GPU (16 processes on 2 nodes): groups of 8 processes.
+  devs = [_FakeDevice(i, i) for i in range(16)]
+  arr = sharding.hybrid_device_array([("data", 1), ("fsdp", -1), ("tensor", 1)], devs, 2)
+  np.testing.assert_array_equal(_ids(arr)[:, :, 0], [list(range(8)), list(range(8, 16))])
+  with pytest.raises(ValueError, match=r"devices are on 16 processes \(nodes\); use "
+                                       r"dcn_data=1 or 2 or 4 or 8 or 16"):
+    sharding.hybrid_device_array([("data", 1), ("fsdp", -1)], devs, 3)
+
+
+def test_hybrid_device_array_across_tpu_slices():
+  # Two slices of 4 chips (each slice: 2 hosts); granules are slices, not hosts.
+  devs = [_FakeDevice(4 * s + i, 2 * s + i // 2, platform="tpu", slice_index=s)
+          for s in range(2) for i in range(4)]
+  assert [[d.id for d in g] for g in sharding.granules(devs)] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+  with pytest.raises(ValueError, match=r"devices are on 2 TPU slices; use dcn_data=2"):
+    sharding.hybrid_device_array([("data", 1), ("fsdp", -1)], devs, 4)
+
+
+_TWO_PROCESSES = r"""
+import json, sys
+from spectrax.parallel import distributed, sharding
+import jax
+distributed.initialize(cpu_devices=4)
+m = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1, "dcn_data": -1})
+print(json.dumps({"shape": dict(m.shape),
+                  "rows": [[d.process_index for d in row.flat] for row in m.devices]}))
+"""
+
+
+def test_node_local_mesh_over_two_real_processes(tmp_path):
+  """Two jax processes of 4 CPU devices (gloo): dcn_data=-1 puts each
+  process's devices on its own data row, through create_hybrid_device_mesh."""
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import socket  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    port = s.getsockname()[1]
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  procs = []
+  for i in range(2):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPECTRAX_")}
+    env.update(JAX_PLATFORMS="cpu", SPECTRAX_COORDINATOR=f"localhost:{port}",
+               SPECTRAX_NUM_PROCESSES="2", SPECTRAX_PROCESS_ID=str(i), PYTHONPATH=repo)
+    procs.append(subprocess.Popen([sys.executable, "-c", _TWO_PROCESSES], cwd=repo, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  outs = [p.communicate(timeout=300) for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+  for out, _ in outs:
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["shape"] == {"data": 2, "fsdp": 4, "tensor": 1}
+    assert got["rows"] == [[0] * 4, [1] * 4]

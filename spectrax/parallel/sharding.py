@@ -41,6 +41,48 @@ DEFAULT_RULES: Rules = (
 )
 
 
+# The one mesh-config key that is not an axis: how many nodes (GPU hosts) or
+# TPU slices the data axis spans. See `make_mesh`.
+DCN_DATA = "dcn_data"
+
+
+def _divisors(n: int) -> list[int]:
+  return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _resolve_sizes(items: list[tuple[str, int]], n: int, where: str = "") -> list[int]:
+  """The sizes with a -1 filled in so they multiply to `n` devices."""
+  sizes = [int(v) for _, v in items]
+  free = [i for i, s in enumerate(sizes) if s == -1]
+  fixed = math.prod(s for s in sizes if s != -1)
+  bad = [f"{k}={s}" for k, s in items if s == 0 or s < -1]
+  if bad or len(free) > 1 or fixed == 0 or n % fixed:
+    raise ValueError(
+        f"mesh axis sizes {dict(items)} do not fit {n} devices{where}: sizes must be positive "
+        f"divisors of {n} ({_divisors(n)}) multiplying to {n}, with at most one -1 for "
+        "'the rest'")
+  if free:
+    sizes[free[0]] = n // fixed
+  elif fixed != n:
+    raise ValueError(f"mesh axis sizes {dict(items)} multiply to {fixed} but there are {n} "
+                     f"devices{where}; choose sizes from {_divisors(n)} multiplying to {n}, or "
+                     "set one to -1")
+  return sizes
+
+
+def granules(devices: Sequence[jax.Device]) -> list[list[jax.Device]]:
+  """Devices grouped by the slow network between them: TPU slices (joined by
+  DCN; chips within a slice talk over ICI), else processes (one per GPU node,
+  joined by InfiniBand / Ethernet; GPUs within a node talk over NVLink).
+  Sorted by slice / process index."""
+  tpu = devices[0].platform == "tpu"
+  groups: dict[int, list[jax.Device]] = {}
+  for d in devices:
+    key = getattr(d, "slice_index", 0) if tpu else d.process_index
+    groups.setdefault(key, []).append(d)
+  return [groups[k] for k in sorted(groups)]
+
+
 def make_mesh(axis_sizes: Mapping[str, int] | Sequence[tuple[str, int]],
               devices: Sequence[jax.Device] | None = None) -> Mesh:
   """A mesh with named axes; one size may be -1, meaning "all remaining devices".
@@ -48,31 +90,83 @@ def make_mesh(axis_sizes: Mapping[str, int] | Sequence[tuple[str, int]],
   Example: ``make_mesh({"data": 1, "fsdp": -1, "tensor": 2})`` on 8 devices
   gives a (1, 4, 2) mesh.
 
+  Node-local FSDP: with ``dcn_data=G`` (G > 1, or -1 for one per node / TPU
+  slice) the other sizes describe *one* of G groups of nodes or slices (-1
+  fills a group), and the ``data`` axis spans the groups: the mesh's data
+  axis is ``G * data``. ``{"data": 1, "fsdp": -1, "tensor": 1, "dcn_data": 2}``
+  on two 8-GPU nodes is data=2 x fsdp=8 with each node's GPUs on one data
+  row, so parameters are gathered and gradients reduce-scattered over NVLink
+  (or ICI) and only the data-parallel gradient all-reduce crosses the slow
+  network. Groups are processes (GPU, one process per node), TPU slices, or,
+  where there is only one (a single process simulating several nodes),
+  equal runs of the device list. One group per granule uses
+  ``mesh_utils.create_hybrid_device_mesh``; otherwise each group is laid out
+  by ``mesh_utils.create_device_mesh`` and the groups are stacked on data.
+
   Raises:
     ValueError: if the sizes do not multiply to the device count, naming the
       sizes that would.
   """
   items = list(axis_sizes.items()) if isinstance(axis_sizes, Mapping) else list(axis_sizes)
+  dcn = [int(v) for k, v in items if k == DCN_DATA]
+  items = [(k, v) for k, v in items if k != DCN_DATA]
   devices = list(jax.devices() if devices is None else devices)
-  n = len(devices)
-  names = [k for k, _ in items]
-  sizes = [int(v) for _, v in items]
-  free = [i for i, s in enumerate(sizes) if s == -1]
-  fixed = math.prod(s for s in sizes if s != -1)
-  bad = [f"{k}={s}" for k, s in items if s == 0 or s < -1]
-  if bad or len(free) > 1 or fixed == 0 or n % fixed:
-    divisors = [d for d in range(1, n + 1) if n % d == 0]
-    raise ValueError(
-        f"mesh axis sizes {dict(items)} do not fit {n} devices: sizes must be positive divisors "
-        f"of {n} ({divisors}) multiplying to {n}, with at most one -1 for 'the rest'")
-  if free:
-    sizes[free[0]] = n // fixed
-  elif fixed != n:
-    divisors = [d for d in range(1, n + 1) if n % d == 0]
-    raise ValueError(f"mesh axis sizes {dict(items)} multiply to {fixed} but there are {n} "
-                     f"devices; choose sizes from {divisors} multiplying to {n}, or set one to -1")
+  names = tuple(k for k, _ in items)
   axis_types = (jax.sharding.AxisType.Auto,) * len(names)
-  return jax.make_mesh(tuple(sizes), tuple(names), axis_types=axis_types, devices=devices)
+  dcn_data = dcn[0] if dcn else 1
+  units = granules(devices)
+  if dcn_data == -1:
+    dcn_data = len(units)
+  if dcn_data == 1:
+    sizes = _resolve_sizes(items, len(devices))
+    return jax.make_mesh(tuple(sizes), names, axis_types=axis_types, devices=devices)
+  return Mesh(hybrid_device_array(items, devices, dcn_data), names, axis_types=axis_types)
+
+
+def hybrid_device_array(items: Sequence[tuple[str, int]], devices: Sequence[jax.Device],
+                        dcn_data: int) -> np.ndarray:
+  """The device array of a node-local mesh (see `make_mesh`): ``dcn_data``
+  groups of nodes / slices stacked along the ``data`` axis."""
+  # pylint: disable-next=g-import-not-at-top
+  from jax.experimental import mesh_utils
+  items = list(items)
+  names = [k for k, _ in items]
+  if "data" not in names:
+    raise ValueError(f"{DCN_DATA}={dcn_data} spreads the data axis over nodes / slices, but "
+                     f"the mesh {dict(items)} has no data axis")
+  if dcn_data < 1:
+    raise ValueError(f"{DCN_DATA}={dcn_data}: a whole number >= 1, or -1 for one per node / "
+                     "slice")
+  units = granules(devices)
+  simulated = len(units) == 1
+  tpu = devices[0].platform == "tpu"
+  if simulated:  # One process or slice: split its devices (testing, planning).
+    if len(devices) % dcn_data:
+      raise ValueError(f"{DCN_DATA}={dcn_data} groups cannot split {len(devices)} devices "
+                       f"evenly; use one of {_divisors(len(devices))}")
+    per = len(devices) // dcn_data
+    groups = [list(devices[i * per:(i + 1) * per]) for i in range(dcn_data)]
+  else:
+    kind = "TPU slices" if tpu else "processes (nodes)"
+    if len(units) % dcn_data or (tpu and len(units) != dcn_data):
+      allowed = [len(units)] if tpu else _divisors(len(units))
+      raise ValueError(f"{DCN_DATA}={dcn_data}: the devices are on {len(units)} {kind}; use "
+                       f"{DCN_DATA}={' or '.join(map(str, allowed))} (or -1 for one per "
+                       f"{'slice' if tpu else 'process'})")
+    if len({len(u) for u in units}) > 1:
+      raise ValueError(f"{DCN_DATA}={dcn_data}: the {kind} have different device counts "
+                       f"{[len(u) for u in units]}; a node-local mesh needs equal ones")
+    per_group = len(units) // dcn_data
+    groups = [sum(units[i * per_group:(i + 1) * per_group], [])
+              for i in range(dcn_data)]
+  where = f" per group of {DCN_DATA}={dcn_data} ({len(groups[0])} devices each)"
+  ici = _resolve_sizes(items, len(groups[0]), where)
+  axis = names.index("data")
+  if not simulated and len(units) == dcn_data:
+    dcn_shape = [dcn_data if i == axis else 1 for i in range(len(names))]
+    return mesh_utils.create_hybrid_device_mesh(ici, dcn_shape, devices,
+                                                process_is_granule=not tpu)
+  return np.concatenate([mesh_utils.create_device_mesh(ici, g) for g in groups], axis=axis)
 
 
 def logical_to_spec(axes: Sequence[str | None], rules: Rules, mesh: Mesh | None = None) -> PartitionSpec:

@@ -74,6 +74,13 @@ def _suites_plan(c) -> dict[str, list[str]]:
   names = tuple(c.train.get("eval_suites", ()))
   if not names:
     return {}
+  if c.get("lora") and c.lora.get("rank"):
+    # The slices score a whole model; a LoRA run's params are its adapters
+    # (merging them into a copy of the base each time is not built yet).
+    say(f"train.eval_suites={names}: not run for a LoRA run (yet); evaluate "
+        "its checkpoints with `python -m spectrax.evaluate "
+        "--model=NAME=workdir:RUN@STEP`.")
+    return {}
   try:
     plan = in_training_eval.plan_tasks(Suite(c.suite_dir), names,
                                        tuple(c.train.get("eval_suites_tasks", ())))

@@ -80,12 +80,15 @@ def validate(c: ml_collections.ConfigDict) -> None:
         "(--config.train.eval_suites=\"('steerability',)\"; () turns it off).")
   _check_lora(c)
   for axis in c.mesh.keys():
-    _need(axis in ("data", "fsdp", "tensor"),
-          f"mesh.{axis}: mesh axes are data, fsdp and tensor.")
+    _need(axis in ("data", "fsdp", "tensor", "dcn_data"),
+          f"mesh.{axis}: mesh axes are data, fsdp and tensor (and dcn_data, "
+          "the number of nodes or slices the data axis spans).")
     size = c.mesh[axis]
     _need(isinstance(size, int) and (size == -1 or size >= 1),
-          f"mesh.{axis}={size!r}: a mesh axis is a whole number >= 1, or -1 for "
-          "the devices left over.")
+          f"mesh.{axis}={size!r}: " + (
+              "the node / TPU slice count is a whole number >= 1, or -1 for one "
+              "per node / slice." if axis == "dcn_data" else
+              "a mesh axis is a whole number >= 1, or -1 for the devices left over."))
 
 
 # (field, lowest, highest, lowest included): every number a run reads. NaN and
