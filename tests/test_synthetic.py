@@ -43,17 +43,21 @@ def _first(name: str, seed: int, n: int = 8) -> list[Instance]:
 
 def test_registry_names_and_sampling_fields():
   assert list(SPECS) == list(dict.fromkeys(SPECS))  # unique names
-  assert set(SPECS) == set(TRAIN) | {"urn", "diversity"}
+  assert set(SPECS) == set(TRAIN) | {"flight", "urn", "diversity"}
   for name in TRAIN:
     spec = SPECS[name]
     assert (spec.suite_split, spec.kind) == ("train", "icl"), name
     assert spec.about, name
+  # The release's rules: one episode per instance for every synthetic task.
   expected = {"coinflip": (128, None, 0.6), "normal": (128, None, 0.4),
-              "cards": (None, 52, 0.6)}
+              "cards": (None, 52, 0.6), "flight": (None, 20, 0.6)}
   expected.update({n: (None, None, 0.6) for n in DISCRETE})
   for name, fields in expected.items():
     spec = SPECS[name]
     assert (spec.mean_k, spec.fixed_k, spec.p_desc) == fields, name
+    assert (spec.episodes_per_instance, spec.chunk_all_rows,
+            spec.orderings) == (1, False, 1), name
+  assert (SPECS["flight"].suite_split, SPECS["flight"].kind) == ("test", "icl")
   assert (SPECS["urn"].suite_split, SPECS["urn"].kind) == (
       "test", "distributional")
   assert (SPECS["diversity"].suite_split,
@@ -63,7 +67,7 @@ def test_registry_names_and_sampling_fields():
 
 def test_instance_counts_ids_and_validate(built):
   counts = {"coinflip": 1000, "normal": 1000, "cards": 100, "urn": 1000,
-            "diversity": 22}
+            "diversity": 22, "flight": 200}
   counts.update({n: 500 for n in DISCRETE})
   for name, instances in built.items():
     assert len(instances) == counts[name], name
