@@ -80,8 +80,10 @@ def test_task_table():
       "mmlu": ("test", "icl", None, 20, 0.6, 1000, False, True),
   }
   for spec in TASKS:
-    assert spec.suite_split == ("test" if spec.name.startswith(TEST_PREFIXES)
-                                else "train"), spec.name
+    # docs/method.md#splits-and-task-kinds: ICL keys by prefix; every
+    # distributional task is evaluation-only.
+    test = spec.name.startswith(TEST_PREFIXES) or spec.kind != "icl"
+    assert spec.suite_split == ("test" if test else "train"), spec.name
     assert spec.about and spec.raw_files
 
 
