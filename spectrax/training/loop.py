@@ -277,13 +277,15 @@ class _Run:
     else:
       self.timer.lap()
     eval_every = self.c.train.eval_every
-    if eval_every and self.step % eval_every == 0 and self.step < self.num_steps:
-      self.writer.write(self.step, {"eval_loss": self._eval_loss()})
-    every = self.c.train.eval_suites_every
-    if self.suites is not None and (self.step % every == 0 or
-                                    self.step == self.num_steps):
-      self._evaluate_suites()
-    self.save()
+    # Evaluation and checkpoint time is left out of tokens/s and MFU.
+    with self.window.paused():
+      if eval_every and self.step % eval_every == 0 and self.step < self.num_steps:
+        self.writer.write(self.step, {"eval_loss": self._eval_loss()})
+      every = self.c.train.eval_suites_every
+      if self.suites is not None and (self.step % every == 0 or
+                                      self.step == self.num_steps):
+        self._evaluate_suites()
+      self.save()
     return True
 
   # -- the paper's numbers during training (in_training_eval.py) ------------

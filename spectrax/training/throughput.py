@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import jax
@@ -35,8 +36,19 @@ class ThroughputWindow:
     self.lora = lora  # a LoraConfig: frozen-base FLOPs (flops.train_step_flops)
     self.peak_flops = peak_flops
     self._start = time.perf_counter()
+    self._paused = 0.0  # seconds of the window spent outside training steps
     self._tokens = 0
     self._flops = 0.0
+
+  @contextlib.contextmanager
+  def paused(self):
+    """Time inside is not training time: evaluation, in-training suites and
+    checkpoint saves are left out of tokens/s and MFU."""
+    start = time.perf_counter()
+    try:
+      yield
+    finally:
+      self._paused += time.perf_counter() - start
 
   def add(self, segment_ids) -> None:
     """Counts one local batch (`segment_ids` [rows, length], 0 = padding)."""
@@ -51,8 +63,8 @@ class ThroughputWindow:
     "data/packing_efficiency"}` and starts the next window.
     """
     now = time.perf_counter()
-    elapsed = max(now - self._start, 1e-9)
-    self._start = now
+    elapsed = max(now - self._start - self._paused, 1e-9)
+    self._start, self._paused = now, 0.0
     counters = {f"data/{k}": v for k, v in data_stats.items()
                 if k != "packing_efficiency"}  # a ratio: recomputed below
     totals = distributed.sum_over_processes(
