@@ -5,15 +5,13 @@ r"""Builds the Spectrum Suite: `python -m data_pipelines.build --out=DIR`.
   python -m data_pipelines.build --out=suite --tasks=coinflip,urn
   python -m data_pipelines.build --out=suite --user_tasks=my_tasks/
   python -m data_pipelines.build --list --raw_dir=raw      # tasks and which raw files are there
-  python -m data_pipelines.build --out=suite --mixture       # episodes and tokens per task
 
 Writes one TFDS/ArrayRecord dataset per task under DIR and a manifest
 `DIR/suite.json` that spectrax reads. The default SentencePiece tokenizer
 (`DIR/tokenizer.model`, for models trained from scratch) is trained from the
 built text by spectrax on first use (`spectrax.data.tokenizer_training`):
-this package never imports spectrax, except `--mixture`, which asks
-`spectrax.data.mixture` (imported there only) to count a built suite's
-episodes and tokens.
+this package never imports spectrax (`python -m spectrax.show_mixture` reports a
+built suite's episodes and tokens per task).
 """
 
 from __future__ import annotations
@@ -50,18 +48,6 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False,
 _LIST = flags.DEFINE_bool(
     "list", False, "List the known tasks, whether their raw files are in "
     "--raw_dir, and exit.")
-_MIXTURE = flags.DEFINE_bool(
-    "mixture", False, "Report the built suite in --out: per task, instances, "
-    "episodes per epoch, mean tokens per episode and the training tasks' "
-    "token shares (a table, then a JSON line); builds nothing.")
-_MIXTURE_SAMPLE = flags.DEFINE_integer(
-    "mixture_sample", 64, "--mixture: episodes tokenised per task to "
-    "estimate its mean tokens.")
-_MIXTURE_TEMPLATE = flags.DEFINE_string(
-    "mixture_template", "gemma", "--mixture: the episode template.")
-_MIXTURE_MAX_TOKENS = flags.DEFINE_integer(
-    "mixture_max_tokens", 1024, "--mixture: the episode cap (training's "
-    "data.max_tokens); 0 = none.")
 
 
 def _missing_raw_files(spec: TaskSpec, raw_dir: str | None):
@@ -200,23 +186,6 @@ def _files_status(paths: list[str], missing: set[str]) -> str:
   return ", ".join(f"{p} {'missing' if p in missing else 'ok'}" for p in paths)
 
 
-def _mixture(out: str) -> int:
-  """Prints `spectrax.data.mixture`'s report of the suite at `out`."""
-  # The one import of spectrax in data_pipelines (tests/test_imports.py
-  # allows exactly this one): the report tokenises episodes, which only
-  # spectrax can, and it is imported here so that building never needs it.
-  from spectrax.data import mixture  # pylint: disable=g-import-not-at-top
-  max_tokens = _MIXTURE_MAX_TOKENS.value or None
-  rows = mixture.suite_mixture(out, seed=_SEED.value,
-                               template=_MIXTURE_TEMPLATE.value,
-                               max_tokens=max_tokens,
-                               sample=_MIXTURE_SAMPLE.value)
-  print(mixture.format_report(rows, sample=_MIXTURE_SAMPLE.value,
-                              template=_MIXTURE_TEMPLATE.value,
-                              max_tokens=max_tokens))
-  return 0
-
-
 def _quiet_logs() -> None:
   """tfds logs its every step through absl: hidden unless --verbosity is given
   (this package does not import spectrax, whose `cli` does the same)."""
@@ -251,8 +220,6 @@ def _main(argv):
     return 0
   if not _OUT.value:
     raise app.UsageError("--out is required: the directory to build into.")
-  if _MIXTURE.value:
-    return _mixture(_OUT.value)
   if _TASKS.value:
     specs = registry.select(known, _TASKS.value)
   else:

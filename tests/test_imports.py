@@ -17,7 +17,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("spectrax", "data_pipelines")
 
 ENTRY_POINTS = ("spectrax.train", "spectrax.score", "spectrax.evaluate",
-                "spectrax.convert", "spectrax.plan", "spectrax.show_batches")
+                "spectrax.convert", "spectrax.plan", "spectrax.show_batches",
+                "spectrax.show_mixture")
 # Programs, which alone may define absl flags.
 PROGRAMS = ENTRY_POINTS + ("data_pipelines.build", "data_pipelines.download")
 
@@ -47,15 +48,6 @@ JAX_PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax")
 # longer occurs fails `test_known_violations_still_occur`.
 DEFINES_FLAGS = "absl flags defined at import"
 KNOWN_VIOLATIONS = [
-]
-
-# Imports of spectrax that data_pipelines may make, as (module, target), each
-# inside a function (checked below), never at import time. Permanent, unlike
-# KNOWN_VIOLATIONS:
-#   `build --mixture` reports a built suite's episodes and tokens, which only
-#   spectrax can count; building never runs that branch.
-DATA_PIPELINES_USE_SPECTRAX = [
-    ("data_pipelines.build", "spectrax.data.mixture"),
 ]
 
 Import = collections.namedtuple("Import", "module path line target")
@@ -161,28 +153,7 @@ def test_the_parser_sees_imports():
 def test_data_pipelines_never_import_spectrax():
   _check(lambda i: _within(i.module, "data_pipelines") and
          _within(i.target, "spectrax") and
-         (i.module, i.target) not in DATA_PIPELINES_USE_SPECTRAX and
          "data_pipelines builds records without spectrax")
-
-
-def _function_level(module):
-  """Line numbers of the imports inside a function of `module`."""
-  lines = set()
-  for node in ast.walk(TREES[module]):
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-      lines |= {n.lineno for n in ast.walk(node)
-                if isinstance(n, (ast.Import, ast.ImportFrom))}
-  return lines
-
-
-def test_data_pipelines_use_spectrax_only_lazily_where_allowed():
-  found = [i for i in IMPORTS if (i.module, i.target) in
-           DATA_PIPELINES_USE_SPECTRAX]
-  assert {(i.module, i.target) for i in found} == set(
-      DATA_PIPELINES_USE_SPECTRAX), "an allowed import is gone: remove it"
-  eager = [_where(i) for i in found if i.line not in _function_level(i.module)]
-  assert not eager, "import it inside the function that needs it:\n" + \
-      "\n".join(eager)
 
 
 def test_library_never_imports_an_entry_point():

@@ -1,4 +1,4 @@
-"""spectrax.data.mixture and `python -m data_pipelines.build --mixture`."""
+"""spectrax.data.mixture and `python -m spectrax.show_mixture`."""
 
 import json
 import os
@@ -95,8 +95,8 @@ def test_sample_must_be_positive(suite_dir):
     mixture.suite_mixture(suite_dir, sample=0)
 
 
-def _build_cli(*args):
-  return subprocess.run([sys.executable, "-m", "data_pipelines.build", *args],
+def _mixture_cli(*args):
+  return subprocess.run([sys.executable, "-m", "spectrax.show_mixture", *args],
                         cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
@@ -105,7 +105,7 @@ def test_cli_mixture_trains_the_default_tokenizer_and_ends_in_json(
   import shutil  # pylint: disable=g-import-not-at-top
   out = str(tmp_path / "suite")
   shutil.copytree(suite_dir, out)
-  result = _build_cli(f"--out={out}", "--mixture", "--mixture_sample=4")
+  result = _mixture_cli(f"--suite={out}", "--sample=4")
   assert result.returncode == 0, result.stderr
   data = json.loads(result.stdout.strip().splitlines()[-1])
   assert sorted(data) == ["cards", "coinflip", "urn"]
@@ -115,7 +115,7 @@ def test_cli_mixture_trains_the_default_tokenizer_and_ends_in_json(
 
 
 def test_cli_mixture_without_a_suite_is_one_error_line(tmp_path):
-  result = _build_cli(f"--out={tmp_path}", "--mixture")
+  result = _mixture_cli(f"--suite={tmp_path}")
   assert result.returncode == 2
   assert result.stderr.strip().startswith("error:")
   assert len(result.stderr.strip().splitlines()) == 1

@@ -1,8 +1,7 @@
 """The data mixture of a built suite: how much of an epoch each task is.
 
-`python -m data_pipelines.build --out=DIR --mixture` prints this report (the
-builder imports this module only there: data_pipelines never needs spectrax
-otherwise). Per task, test tasks too:
+`python -m spectrax.show_mixture --suite=DIR` prints this report. Per task,
+test tasks too:
 
   instances           records in the split the task is read from (train-suite
                       tasks: `train`; test-suite tasks: `test`);
