@@ -168,3 +168,20 @@ def test_out_of_range_numeric_flags_are_one_error_line(module, flag, tmp_path):
   proc = run_cli(module, *required, flag, timeout=300)
   assert_one_error_line(proc, flag.split("=")[0])
   assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command", ["score", "evaluate"])
+def test_an_unsupported_hf_model_type_is_one_error_line(command, tiny_suite_dir, tmp_path):
+  ckpt = tmp_path / "gpt2"
+  ckpt.mkdir()
+  (ckpt / "config.json").write_text('{"model_type": "gpt2", "n_layer": 2}')
+  requests = tmp_path / "requests.jsonl"
+  requests.write_text('{"id": "a", "prompt": "x", "options": ["y", "z"]}\n')
+  flags = {
+      "score": ["spectrax.score", f"--input={requests}", f"--output={tmp_path / 'out.jsonl'}",
+                f"--hf_checkpoint={ckpt}"],
+      "evaluate": ["spectrax.evaluate", "--suite=steerability", f"--suite_dir={tiny_suite_dir}",
+                   f"--out={tmp_path / 'eval'}", f"--model=m=hf:{ckpt}"],
+  }[command]
+  proc = run_cli(*flags)
+  assert_one_error_line(proc, "model_type='gpt2' is not supported", str(ckpt / "config.json"))

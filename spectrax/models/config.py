@@ -210,6 +210,12 @@ class HFCheckpointError(ValueError):
   read: the message names the file, the line and what to do."""
 
 
+class UnsupportedHFConfigError(HFCheckpointError):
+  """An HF config that spectrax does not implement (model type, key or value):
+  the message names the file, the field and the fix. Commands print it as one
+  line, like any HFCheckpointError."""
+
+
 def read_hf_json(path: str) -> dict:
   """A JSON object file of an HF checkpoint; HFCheckpointError naming the file
   (and line) when it is not UTF-8 JSON or not an object."""
@@ -262,9 +268,9 @@ def _unknown_keys(raw: Mapping[str, Any], model_type: str, ignore: tuple[str, ..
 def _rope(params: Mapping[str, Any], where: str) -> RopeConfig:
   kind = params.get("rope_type", params.get("type", "default"))
   if kind not in ("default", "linear", "llama3"):
-    raise ValueError(f"{where}: rope_type={kind!r} is not implemented (default, linear, llama3 are)")
+    raise UnsupportedHFConfigError(f"{where}: rope_type={kind!r} is not implemented (default, linear, llama3 are)")
   if params.get("partial_rotary_factor", 1.0) != 1.0:
-    raise ValueError(f"{where}: partial_rotary_factor={params['partial_rotary_factor']} is not implemented")
+    raise UnsupportedHFConfigError(f"{where}: partial_rotary_factor={params['partial_rotary_factor']} is not implemented")
   if kind == "default":
     return RopeConfig(theta=float(params["rope_theta"]))
   if kind == "linear":
@@ -279,14 +285,14 @@ def _parse_hf(raw: dict, source: str, ignore: tuple[str, ...]) -> dict:
   """Maps an HF config dict to ModelConfig fields, refusing what we do not implement."""
   model_type = raw.get("model_type")
   if model_type not in _MODEL_TYPES:
-    raise ValueError(f"{source}: model_type={model_type!r} is not supported; "
+    raise UnsupportedHFConfigError(f"{source}: model_type={model_type!r} is not supported; "
                      f"supported: {', '.join(sorted(_MODEL_TYPES))}")
   family = _MODEL_TYPES[model_type]
   top = raw
   if model_type == "gemma3":  # multimodal wrapper: the decoder is text_config
     unknown = _unknown_keys(raw, "gemma3", ignore)
     if unknown:
-      raise ValueError(f"{source}: unknown config keys {unknown}; if they do not change the "
+      raise UnsupportedHFConfigError(f"{source}: unknown config keys {unknown}; if they do not change the "
                        "maths, pass ignore_fields=(...) naming them")
     raw = dict(raw.get("text_config") or {})
     raw["model_type"] = model_type = "gemma3_text"
@@ -295,16 +301,16 @@ def _parse_hf(raw: dict, source: str, ignore: tuple[str, ...]) -> dict:
         raw[key] = top[key]
   unknown = _unknown_keys(raw, model_type, ignore)
   if unknown:
-    raise ValueError(f"{source}: unknown config keys {unknown}; if they do not change the maths, "
+    raise UnsupportedHFConfigError(f"{source}: unknown config keys {unknown}; if they do not change the maths, "
                      "pass ignore_fields=(...) naming them")
   kwargs = {k: v for k, v in raw.items() if k not in ("model_type", "transformers_version")}
   try:
     hf = _hf_config_class(model_type)(**kwargs)
   except Exception as e:  # transformers' own validation: re-raise with the file named
-    raise ValueError(f"{source}: transformers rejects this config: {e}") from e
+    raise UnsupportedHFConfigError(f"{source}: transformers rejects this config: {e}") from e
 
   def refuse(field, value, fix):
-    raise ValueError(f"{source}: {field}={value!r} is not implemented; {fix}")
+    raise UnsupportedHFConfigError(f"{source}: {field}={value!r} is not implemented; {fix}")
 
   for flag in ("attention_bias", "mlp_bias", "use_bidirectional_attention"):
     if getattr(hf, flag, False):
