@@ -27,9 +27,12 @@ part() {  # part NAME TIMEOUT SCRIPT ARGS...
 }
 if [[ "${1:-}" == "--check" ]]; then
   py=${PYTHON:-python}
-  export JAX_PLATFORMS=cpu
+  export JAX_PLATFORMS=cpu PIP_NO_INDEX=1  # as on the device: nothing can be downloaded
+  # float32 here: XLA:CPU's runtime rejects some of the step's bfloat16 x
+  # bfloat16 -> float32 products ("DotThunk ... BF16 x BF16 = F32"); GPUs run
+  # them natively, and the device run below keeps bfloat16.
   part train_step 300 benchmarks/train_step_gpu.py --hidden=128 --layers=2 \
-    --seq=256 --batch=2 --steps=2 --vocab=1024 --attention=dense
+    --seq=256 --batch=2 --steps=2 --vocab=1024 --attention=dense --dtype=float32
   part scorer 300 benchmarks/scorer.py --hidden=64 --layers=2 --requests=8
   exit $status
 fi

@@ -39,7 +39,7 @@ def main():
       num_key_value_heads=max(1, hidden // 512), head_dim=128,
       vocab_size=arg("vocab", 128_256), rms_norm_eps=1e-5, rope_theta=500000.0,
       max_position_embeddings=8192, tie_word_embeddings=False,
-      hidden_act="silu"), dtype="bfloat16",
+      hidden_act="silu"), dtype=arg("dtype", "bfloat16"),
       attention_backend=arg("attention", "cudnn"), remat_policy="full")
   mesh = sharding.make_mesh({"data": 1, "fsdp": -1, "tensor": 1})
   opt, _ = make_optimizer(OptimizerConfig(learning_rate=1e-5), 100)

@@ -7,28 +7,29 @@ nothing the lent H200's image lacks (it has jax, flax, optax, orbax,
 transformers; no grain, ml_collections, tensorflow_datasets, array_record).
 """
 
-import importlib.abc
 import runpy
 import sys
 
 
-class _Missing(importlib.abc.MetaPathFinder):
+def hide(names) -> None:
+  """Makes each top-level module in `names` look absent, as on a machine that lacks it.
 
-  def __init__(self, names):
-    self.names = set(names)
-
-  def find_spec(self, fullname, path=None, target=None):
-    if fullname.split(".")[0] in self.names:
-      raise ModuleNotFoundError(f"No module named {fullname!r} (hidden by "
-                                "benchmarks/without_modules.py: the device "
-                                "image lacks it)", name=fullname)
-    return None
+  `sys.modules[name] = None` is what Python itself treats as "not importable":
+  `import name` (and `import name.sub`) raises ModuleNotFoundError, and
+  `importlib.util.find_spec(name)` returns None, so availability probes (e.g.
+  transformers' and accelerate's `is_*_available`) answer "no" instead of
+  failing, exactly as they do where the package is not installed.
+  """
+  for name in names:
+    if name in sys.modules and sys.modules[name] is not None:
+      raise RuntimeError(f"{name} is already imported; hide it before anything imports it")
+    sys.modules[name] = None
 
 
 def main():
   if len(sys.argv) < 4 or sys.argv[2] != "--":
     sys.exit("usage: python benchmarks/without_modules.py NAME,NAME -- SCRIPT [ARGS]")
-  sys.meta_path.insert(0, _Missing(sys.argv[1].split(",")))
+  hide(sys.argv[1].split(","))
   script = sys.argv[3]
   sys.argv = sys.argv[3:]
   runpy.run_path(script, run_name="__main__")
