@@ -86,31 +86,77 @@ def test_xla_dot_product_attention_matches_dense(window):
   np.testing.assert_allclose(got[valid], want[valid], atol=1e-5)
 
 
-@pytest.mark.parametrize("local", [False, True])
-def test_splash_interpret_matches_dense(local):
+# (num_heads, num_kv_heads): query heads per kv head 2 and 4, and multi-query.
+GROUPS = [(4, 2), (8, 2), (4, 1)]
+GROUP_IDS = ["gqa2", "gqa4", "mqa"]
+
+
+def valid_rows_weight(seg):
+  """Cotangent weights: real tokens only (backends may differ on padding rows, never used)."""
+  return (seg != 0)[..., None, None].astype(jnp.float32)
+
+
+def output_and_grads(fn, q, k, v, weight):
+  """``fn(q, k, v)`` and the gradients of ``sum(fn(q, k, v)**2 * weight)`` w.r.t. q, k, v."""
+  out, vjp = jax.vjp(fn, q, k, v)
+  return out, vjp(2 * out * weight)
+
+
+@pytest.mark.parametrize("heads,kv_heads,local", [(4, 2, True), (8, 2, True), (4, 1, True),
+                                                  (4, 2, False)],
+                         ids=["gqa2-local", "gqa4-local", "mqa-local", "gqa2-global"])
+def test_splash_gqa_matches_dense(heads, kv_heads, local):
+  """Forward and dQ/dK/dV of the multi-query splash kernel (interpret mode) against dense,
+  float32, on packed rows (two episodes then padding; one full episode) with and without
+  a 16-token window. Tolerances: 1e-5 forward, 1e-4 gradients (absolute; values are O(1))."""
   seg, pos = packed_batch()
-  q, k, v = qkv()
+  q, k, v = qkv(heads=heads, kv_heads=kv_heads)
   window = 16 if local else GLOBAL_WINDOW
-  want = np.asarray(dense_attention(q, k, v, attention_mask(seg, pos, window), 0.3))
-  got = np.asarray(splash_attention(q, k, v, seg, jnp.asarray(local), 0.3, 16, interpret=True))
+  weight = valid_rows_weight(seg)
+  dense = lambda q, k, v: dense_attention(q, k, v, attention_mask(seg, pos, window), 0.3)  # noqa: E731
+  splash = lambda q, k, v: splash_attention(q, k, v, seg, jnp.asarray(local), 0.3, 16, True)  # noqa: E731
+  want, want_grads = output_and_grads(dense, q, k, v, weight)
+  got, got_grads = output_and_grads(splash, q, k, v, weight)
   valid = np.asarray(seg) != 0  # splash lets padding attend padding; those rows are unused
-  np.testing.assert_allclose(got[valid], want[valid], atol=1e-5)
-
-
-def test_splash_gradients_match_dense():
-  seg, pos = packed_batch()
-  q, k, v = qkv()
-  weight = (seg != 0)[..., None, None].astype(jnp.float32)
-
-  def loss(fn, q, k, v):
-    return jnp.sum(fn(q, k, v) ** 2 * weight)
-
-  dense = lambda q, k, v: dense_attention(q, k, v, attention_mask(seg, pos, 16), 0.3)  # noqa: E731
-  splash = lambda q, k, v: splash_attention(q, k, v, seg, jnp.asarray(True), 0.3, 16, True)  # noqa: E731
-  want = jax.grad(lambda *a: loss(dense, *a), argnums=(0, 1, 2))(q, k, v)
-  got = jax.grad(lambda *a: loss(splash, *a), argnums=(0, 1, 2))(q, k, v)
-  for g, w in zip(got, want):
+  np.testing.assert_allclose(np.asarray(got)[valid], np.asarray(want)[valid], atol=1e-5)
+  for g, w in zip(got_grads, want_grads):
+    assert g.shape == w.shape
     np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-4)
+
+
+def pallas_calls(jaxpr):
+  """Every ``pallas_call`` in a jaxpr and its sub-jaxprs: (operand shapes, result shapes)."""
+  found = []
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == "pallas_call":
+      found.append(([tuple(x.aval.shape) for x in eqn.invars],
+                    [tuple(x.aval.shape) for x in eqn.outvars]))
+    for param in eqn.params.values():
+      for sub in param if isinstance(param, (list, tuple)) else [param]:
+        if isinstance(sub, jax.extend.core.ClosedJaxpr):
+          found += pallas_calls(sub.jaxpr)
+        elif isinstance(sub, jax.extend.core.Jaxpr):
+          found += pallas_calls(sub)
+  return found
+
+
+def test_splash_reads_kv_heads_without_repeating_them():
+  """Every splash kernel (forward, dQ, dK/dV; local and global) takes keys and values with
+  num_kv_heads heads, and dK/dV come out per kv head: no copy of K/V at num_heads."""
+  b, t, n, kv, h = 2, 128, 8, 2, 32
+  seg, _ = packed_batch()
+  q, k, v = qkv(heads=n, kv_heads=kv, head_dim=h)
+
+  def loss(q, k, v):
+    return jnp.sum(splash_attention(q, k, v, seg, jnp.asarray(True), 0.3, 16, True) ** 2)
+
+  calls = pallas_calls(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1, 2)))(q, k, v).jaxpr)
+  assert len(calls) == 6  # forward, dQ and dK/dV, for each of the two windows
+  for operands, results in calls:
+    per_token = [s for s in operands + results if s[-2:] == (t, h)]
+    assert (b, kv, t, h) in per_token  # keys / values / their gradients, per kv head
+    assert all(s[:2] == (b, kv) for s in per_token), per_token  # queries grouped per kv head
+    assert not any(n in s[:-2] for s in per_token), per_token
 
 
 def test_splash_rejects_unaligned_length():
