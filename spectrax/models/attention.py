@@ -118,7 +118,7 @@ def sdpa_attention(q, k, v, mask, scale: float, implementation: str):
 
 
 def _windowed(run, is_local, local_window: int | None):
-  """``run(window)`` for the static local window or the global one (None), picked by ``is_local``."""
+  """``run(window)`` for the static local window or the global one (None), by ``is_local``."""
   if local_window is None:
     return run(None)
   return jax.lax.cond(is_local, lambda: run(local_window), lambda: run(None))
@@ -168,7 +168,8 @@ def splash_attention(q, k, v, segment_ids, is_local, scale: float, local_window:
 
   def run(window):
     kernel = kernels[window]
-    per_kv_head = jax.vmap(lambda q, k, v, s: kernel(q, k, v, segment_ids=s), in_axes=(0, 0, 0, None))
+    per_kv_head = jax.vmap(lambda q, k, v, s: kernel(q, k, v, segment_ids=s),
+                           in_axes=(0, 0, 0, None))
     return jax.vmap(per_kv_head)(qg, kt, vt, seg)  # [b, kv, group, t, h]
 
   out = _windowed(run, is_local, local_window)
@@ -264,12 +265,13 @@ def packed_segments(segment_ids: jax.Array, max_segments: int) -> PackedSegments
   lengths = jnp.zeros((b, max_segments), jnp.int32).at[rows, member].add(1, mode="drop")
   lengths = jnp.where(jnp.arange(max_segments) < count[:, None], lengths, -1)
   ordered = jnp.sort(segment_ids, axis=1)
-  distinct = jnp.sum((ordered != 0) & (ordered != jnp.pad(ordered[:, :-1], ((0, 0), (1, 0)))), axis=1)
+  new_id = (ordered != 0) & (ordered != jnp.pad(ordered[:, :-1], ((0, 0), (1, 0))))
+  distinct = jnp.sum(new_id, axis=1)
   return PackedSegments(offsets, lengths, (count <= max_segments) & (count == distinct))
 
 
 def max_segments_for(length: int) -> int:
-  """The static episodes-per-row bound of the packed cuDNN path (at least 2: one would not pack)."""
+  """The static episodes-per-row bound of the packed cuDNN path (at least 2: 1 is unpacked)."""
   return max(2, length // _TOKENS_PER_SEGMENT_BOUND)
 
 
