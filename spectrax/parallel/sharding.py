@@ -275,6 +275,13 @@ def shard_batch_heads(fn: Callable, q, k, v, segment_ids, flag):
   rules = _context.rules
   qspec = logical_to_spec(("batch", "length", "heads", "head_dim"), rules, mesh)
   kspec = logical_to_spec(("batch", "length", "kv_heads", "head_dim"), rules, mesh)
+  if qspec[2] != kspec[2]:
+    # A device's query heads must meet their own kv heads: query head i uses kv
+    # head i // (heads // kv_heads), which holds per device only if both split alike.
+    raise ValueError(
+        f"attention kernels split per device need heads and kv_heads on the same mesh axes, but "
+        f"the rules give heads -> {qspec[2]} and kv_heads -> {kspec[2]}; map both to the same "
+        "axis (num_kv_heads must divide by its size) or use attention_backend 'xla' or 'dense'")
   sspec = PartitionSpec(qspec[0], None)
   return jax.shard_map(fn, mesh=mesh, in_specs=(qspec, kspec, kspec, sspec, PartitionSpec()),
                        out_specs=qspec, check_vma=False)(q, k, v, segment_ids, flag)
