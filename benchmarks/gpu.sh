@@ -11,7 +11,10 @@
 # Parts:
 # 1. the training step of a ~1B Llama-style config at seq 2048 with the cuDNN
 #    attention backend: tokens/s and MFU (benchmarks/train_step_gpu.py);
-# 2. the scorer (shared-prefix vs one forward per option) on a ~0.2B model.
+# 2. the attention backends on packed rows (cuDNN packed layout, cuDNN with a
+#    mask, XLA) against a float32 reference: errors and fwd+bwd time
+#    (benchmarks/attention_gpu.py);
+# 3. the scorer (shared-prefix vs one forward per option) on a ~0.2B model.
 # Each part prints one JSON object on its last line; a failing part does not
 # stop the next. Record the output in benchmarks/RESULTS.md.
 set -uo pipefail
@@ -33,6 +36,7 @@ if [[ "${1:-}" == "--check" ]]; then
   # them natively, and the device run below keeps bfloat16.
   part train_step 300 benchmarks/train_step_gpu.py --hidden=128 --layers=2 \
     --seq=256 --batch=2 --steps=2 --vocab=1024 --attention=dense --dtype=float32
+  part attention 300 benchmarks/attention_gpu.py --seq=256 --rows=2 --repeats=1
   part scorer 300 benchmarks/scorer.py --hidden=64 --layers=2 --requests=8
   exit $status
 fi
@@ -41,5 +45,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$py" -c "import jax; print(jax.__version__, jax.devices())" || exit 1
 part train_step 240 benchmarks/train_step_gpu.py --hidden=2048 --layers=16 \
   --seq=2048 --batch=8 --microbatches=1 --steps=10 --attention=cudnn
+part attention 150 benchmarks/attention_gpu.py
 part scorer 120 benchmarks/scorer.py --hidden=1024 --layers=8 --requests=128
 exit $status

@@ -23,6 +23,7 @@ from spectrax.checkpoints.run_dir import RunDirError
 from spectrax.checkpoints.training_state import CheckpointRestoreError
 from spectrax.data.suite_reader import SuiteError
 from spectrax.evaluation import runner
+from spectrax.models.attention import AttentionBackendError
 from spectrax.models.config import HFCheckpointError
 
 _D = runner.EvalSettings()
@@ -76,4 +77,5 @@ def main(argv):
 
 if __name__ == "__main__":
   cli.run(main, expected=(runner.EvalError, FileNotFoundError, RunDirError,
-                          CheckpointRestoreError, SuiteError, HFCheckpointError))
+                          CheckpointRestoreError, SuiteError, HFCheckpointError,
+                          AttentionBackendError))

@@ -21,6 +21,7 @@ from spectrax import cli
 from spectrax.checkpoints.run_dir import RunDirError
 from spectrax.checkpoints.training_state import CheckpointRestoreError
 from spectrax.evaluation.metrics import distributional_metrics
+from spectrax.models.attention import AttentionBackendError
 from spectrax.models.config import HFCheckpointError
 from spectrax.parallel import distributed
 from spectrax.scoring import job
@@ -84,4 +85,5 @@ def main(argv):
 
 if __name__ == "__main__":
   cli.run(main, expected=(job.JobError, FileNotFoundError, RunDirError, CheckpointRestoreError,
-                          HFCheckpointError))
+                          HFCheckpointError,
+                          AttentionBackendError))

@@ -22,6 +22,7 @@ from spectrax.checkpoints.training_state import (CheckpointRestoreError,
                                                  ProcessCountMismatchError)
 from spectrax.checkpoints.workdir_lock import WorkdirLockedError
 from spectrax.data.suite_reader import SuiteError
+from spectrax.models.attention import AttentionBackendError
 from spectrax.models.config import HFCheckpointError
 from spectrax.parallel import distributed
 from spectrax.training import loop
@@ -60,4 +61,5 @@ if __name__ == "__main__":
   cli.run(main, expected=(run_config.ConfigError, loop.NonFiniteError,
                           RunDirError, WorkdirLockedError,
                           CheckpointRestoreError, ProcessCountMismatchError,
-                          SuiteError, HFCheckpointError))
+                          SuiteError, HFCheckpointError,
+                          AttentionBackendError))

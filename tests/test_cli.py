@@ -185,3 +185,11 @@ def test_an_unsupported_hf_model_type_is_one_error_line(command, tiny_suite_dir,
   }[command]
   proc = run_cli(*flags)
   assert_one_error_line(proc, "model_type='gpt2' is not supported", str(ckpt / "config.json"))
+
+
+def test_a_backend_the_device_cannot_run_is_one_error_line(tiny_suite_dir, tmp_path):
+  from conftest import tiny_train_flags  # pylint: disable=g-import-not-at-top
+  proc = run_cli("spectrax.train", "--config=configs/tiny.py", f"--workdir={tmp_path / 'run'}",
+                 *tiny_train_flags(tiny_suite_dir, num_steps=1),
+                 "--config.model.attention_backend=cudnn", "--config.model.dtype=bfloat16")
+  assert_one_error_line(proc, "cudnn", "attention_backend")

@@ -47,19 +47,20 @@ def test_gpu_benchmark_code_needs_nothing_the_device_lacks(tmp_path):
       "from spectrax.scoring.scorer import Scorer",
       "from spectrax.models import ModelConfig, init_model",
       "import runpy",
-      "for name in ('train_step_gpu', 'scorer', 'harness'):",
+      "for name in ('train_step_gpu', 'attention_gpu', 'scorer', 'harness'):",
       "  runpy.run_path(f'benchmarks/{name}.py', run_name='not_main')",
       "print('ok')"]))
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stdout.strip().endswith("ok")
 
 
-def test_gpu_sh_parses_and_names_both_parts():
+def test_gpu_sh_parses_and_names_every_part():
   proc = subprocess.run(["bash", "-n", "benchmarks/gpu.sh"], cwd=REPO)
   assert proc.returncode == 0
   text = open(os.path.join(REPO, "benchmarks/gpu.sh")).read()
   assert "pip install" not in text  # The device reaches no registry.
-  assert "train_step_gpu.py" in text and "benchmarks/scorer.py" in text
+  for script in ("train_step_gpu.py", "attention_gpu.py", "scorer.py"):
+    assert f"benchmarks/{script}" in text
 
 
 def test_gpu_sh_check_runs_every_part_with_the_device_s_modules_only():
@@ -70,4 +71,4 @@ def test_gpu_sh_check_runs_every_part_with_the_device_s_modules_only():
   assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
   assert "failed" not in proc.stdout, proc.stdout[-4000:]
   parts = [line for line in proc.stdout.splitlines() if line.startswith("== ")]
-  assert parts == ["== train_step", "== scorer"], proc.stdout[-2000:]
+  assert parts == ["== train_step", "== attention", "== scorer"], proc.stdout[-2000:]
