@@ -1,6 +1,9 @@
 """The compiled train step's collectives on 8 simulated devices (fsdp=8): the output
 head is gathered and reduced per micro-batch at most, never per loss chunk, and
-weights are gathered in the compute dtype."""
+weights are gathered in the compute dtype; on data=2 x fsdp=4, gradients cross
+the data axis once per step."""
+
+import math
 
 import jax
 import pytest
@@ -50,3 +53,25 @@ def test_weights_are_gathered_in_the_compute_dtype(step):
              and any(dims in matrices for _, dims in o.arrays)]
   assert len(gathers) >= 2 * trainer.model_cfg.num_layers  # the check can fail
   assert {o.dtypes for o in gathers} == {("bf16",)}, [(o.name, o.arrays) for o in gathers]
+
+
+def test_data_axis_reduces_each_gradient_shard_once_per_step():
+  # data=2 x fsdp=4 (two simulated nodes): each data row accumulates its own
+  # gradient over the micro-batches; only the sum of the rows' gradient
+  # shards crosses the data axis, once per step, not once per micro-batch.
+  if jax.device_count() < 8:
+    pytest.skip("needs 8 devices: run under tests/conftest.py (jax_num_cpu_devices=8)")
+  compiled, trainer = compile_step(vocab=768, hidden=64, layers=1, seq=64, batch=16,
+                                   microbatches=MICRO, chunk=16, fsdp=4, data=2,
+                                   dtype="bfloat16")
+  ops, _ = hlo_stats.collectives(compiled.as_text())
+  across = [o for o in ops if "data" in hlo_stats.mesh_axes(o, trainer.mesh.shape)]
+  shard_bytes = sum(  # float32 gradient shard per device
+      math.prod(s.shard_shape(x.shape)) * 4
+      for x, s in zip(jax.tree.leaves(trainer.abstract_params),
+                      jax.tree.leaves(trainer.param_shardings)))
+  largest = max(across, key=lambda o: o.bytes * o.executions)
+  assert (largest.kind, largest.executions, largest.bytes) == ("all-reduce", 1, shard_bytes)
+  # Everything else that crosses (token ids, loss sums) is small.
+  assert sum(o.bytes * o.executions for o in across) < 1.25 * shard_bytes, [
+      (o.kind, o.arrays, o.executions) for o in across]

@@ -87,3 +87,58 @@ def test_collectives_are_counted_per_run_through_loops_and_branches():
   bf16 = hlo_stats.summarize(ops, select=lambda o: o.dtypes == ("bf16",))
   assert bf16["all-gather"]["ops"] == 1 and bf16["all-reduce"]["ops"] == 3
   assert hlo_stats.total_bytes(bf16) == (1 + 3 + 9) * 64 * 128 * 2
+
+
+# A 2 x 4 mesh (data, fsdp): partition id = 4 * data + fsdp.
+MESH_HLO = """\
+HloModule jit_step, entry_computation_layout={(f32[8,128]{1,0})->f32[]}
+
+%add.clone (x.2: f32[], y.1: f32[]) -> f32[] {
+  %x.2 = f32[] parameter(0)
+  %y.1 = f32[] parameter(1)
+  ROOT %add.3 = f32[] add(%x.2, %y.1)
+}
+
+%fused_round (f.1: f32[16,8]) -> f32[16,8] {
+  %f.1 = f32[16,8]{1,0} parameter(0)
+  %convert.1 = bf16[16,8]{1,0} convert(%f.1)
+  ROOT %convert.2 = f32[16,8]{1,0} convert(%convert.1)
+}
+
+ENTRY %main (p.1: f32[16,8], p.2: f32[8]) -> f32[] {
+  %p.1 = f32[16,8]{1,0} parameter(0)
+  %p.2 = f32[8]{0} parameter(1)
+  %widened.1 = f32[16,8]{1,0} fusion(%p.1), kind=kLoop, calls=%fused_round
+  %all-reduce.1 = (f32[16,8]{1,0}, f32[8]{0}) all-reduce(%widened.1, %p.2), channel_id=1, replica_groups=mesh['axis_0'=2,'axis_1'=4] {'axis_1'}, use_global_device_ids=true, to_apply=%add.clone
+  %all-reduce.2 = f32[8]{0} all-reduce(%p.2), channel_id=2, replica_groups=mesh['axis_0'=4,'axis_1'=2], device_ids=([2,4]T(1,0)) {'axis_1'}, use_global_device_ids=true, to_apply=%add.clone
+  %all-reduce.3 = f32[8]{0} all-reduce(%p.2), channel_id=3, replica_groups=[4,2]<=[2,4]T(1,0), use_global_device_ids=true, to_apply=%add.clone
+  %all-gather.1 = f32[32]{0} all-gather(%p.2), channel_id=4, replica_groups={{0,1,2,3},{4,5,6,7}}, dimensions={0}
+  %all-reduce.4 = f32[8]{0} all-reduce(%p.2), channel_id=5, replica_groups={}, to_apply=%add.clone
+  %collective-permute.1 = f32[8]{0} collective-permute(%p.2), channel_id=6, source_target_pairs={{0,4},{4,0}}
+  ROOT %r = f32[] constant(0)
+}
+"""
+
+
+def test_combined_collectives_are_narrowed_operand_by_operand():
+  ops = {o.name: o for o in hlo_stats.collectives(MESH_HLO)[0]}
+  # The matrix was rounded to bfloat16 and widened for XLA:CPU; the vector is float32.
+  combined = ops["all-reduce.1"]
+  assert combined.arrays == (("bf16", (16, 8)), ("f32", (8,)))
+  assert combined.bytes == 16 * 8 * 2 + 8 * 4 and combined.upcast
+  assert not ops["all-reduce.2"].upcast
+
+
+def test_device_groups_name_the_mesh_axes_they_cross():
+  ops = {o.name: o for o in hlo_stats.collectives(MESH_HLO)[0]}
+  mesh = {"data": 2, "fsdp": 4, "tensor": 1}
+  assert ops["all-reduce.1"].groups == ((0, 1, 2, 3), (4, 5, 6, 7))
+  # Device ids [2,4]T(1,0) laid out as a 4 x 2 mesh: its axis_1 runs across data.
+  assert ops["all-reduce.2"].groups == ((0, 4), (1, 5), (2, 6), (3, 7))
+  assert ops["all-reduce.3"].groups == ((0, 4), (1, 5), (2, 6), (3, 7))
+  assert ops["all-gather.1"].groups == ((0, 1, 2, 3), (4, 5, 6, 7))
+  assert ops["collective-permute.1"].groups == ((0, 4), (4, 0))
+  axes = {name: hlo_stats.mesh_axes(op, mesh) for name, op in ops.items()}
+  assert axes == {"all-reduce.1": ("fsdp",), "all-reduce.2": ("data",),
+                  "all-reduce.3": ("data",), "all-gather.1": ("fsdp",),
+                  "all-reduce.4": ("data", "fsdp"), "collective-permute.1": ("data",)}

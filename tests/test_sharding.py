@@ -45,6 +45,14 @@ def test_logical_to_spec(mesh):
     sharding.logical_to_spec(("embed",), (("embed", "pipe"),), mesh)
 
 
+def test_without_axis_takes_a_mesh_axis_out_of_every_rule():
+  rules = (("batch", ("data", "fsdp")), ("embed", "fsdp"), ("seq", "data"),
+           ("vocab", ("data", "tensor", "fsdp")), ("length", None))
+  assert sharding.without_axis(rules, "data") == (
+      ("batch", "fsdp"), ("embed", "fsdp"), ("seq", None),
+      ("vocab", ("tensor", "fsdp")), ("length", None))
+
+
 def tiny_config(**overrides):
   return ModelConfig.from_hf(dict(model_type="llama", vocab_size=128, hidden_size=32,
                                   intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,

@@ -82,6 +82,15 @@ def test_sharded_step_equals_single_device(single):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=PARAM_ATOL)
 
 
+def test_data_rows_accumulating_apart_equal_single_device(single):
+  # data=2: each data row accumulates its own gradient over the micro-batches
+  # and the rows' gradients are summed once (Trainer._grouped_value_and_grad).
+  grouped = _run({"data": 2, "fsdp": 2, "tensor": 2}, 2, [_batch(0), _batch(1)])
+  np.testing.assert_allclose(grouped[0], single[0], rtol=2e-5)
+  for a, b in zip(grouped[1], single[1]):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=PARAM_ATOL)
+
+
 def test_packed_loss_equals_unpacked_loss():
   """The loss of a packed batch is the loss-token mean over its episodes
   computed one episode per row (the authors' layout)."""

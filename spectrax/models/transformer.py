@@ -148,7 +148,14 @@ class Transformer(nnx.Module):
   def embed_tokens(self, tokens: jax.Array) -> jax.Array:
     """``[batch, length]`` int32 -> ``[batch, length, hidden_size]`` ``config.dtype`` (Gemma: scaled)."""
     dt = jnp.dtype(self.config.dtype)
-    x = jnp.take(self.embed[...], tokens, axis=0).astype(dt)
+    # Looked up where the table's `embed` shard lives (every row of the batch,
+    # that shard of each row) and cast there, so the move to the batch layout
+    # below carries compute-dtype values within a data row. Left to sharding
+    # propagation, the lookup moved float32 rows, and gathered them across
+    # data rows when the step maps over them (spectrax/training/step.py).
+    tokens = sharding.constrain(tokens, (None, "length"))
+    x = sharding.constrain(jnp.take(self.embed[...], tokens, axis=0).astype(dt),
+                           (None, "length", "embed"))
     if self.config.embed_scale:  # in the activation dtype, as transformers rounds it
       x = x * jnp.asarray(self.config.hidden_size**0.5, dt)
     return sharding.constrain(x, ("batch", "length", "embed"))

@@ -197,6 +197,19 @@ def logical_to_spec(axes: Sequence[str | None], rules: Rules, mesh: Mesh | None 
   return PartitionSpec(*out)
 
 
+def without_axis(rules: Rules, axis: str) -> Rules:
+  """``rules`` with mesh axis ``axis`` taken out of every target (a logical
+  axis it alone sharded becomes replicated): the rules inside a
+  ``jax.vmap(..., spmd_axis_name=axis)``, which shards the mapped dimension
+  over ``axis`` itself."""
+  out = []
+  for name, target in rules:
+    targets = (target,) if isinstance(target, str) else tuple(target or ())
+    kept = tuple(t for t in targets if t != axis)
+    out.append((name, None if not kept else kept[0] if len(kept) == 1 else kept))
+  return tuple(out)
+
+
 def _check_divisible(path: str, shape, spec: PartitionSpec, mesh: Mesh):
   for dim, entry in zip(shape, spec):
     axes = (entry,) if isinstance(entry, str) else tuple(entry or ())

@@ -19,9 +19,10 @@ once, at their ``-start``.
 
 Narrow floats on CPU: XLA:CPU has no bfloat16 collectives; its float
 normalization widens them (``convert`` to float32, the collective, ``convert``
-back), while GPU and TPU backends run them in bfloat16. A collective whose
-every operand is such a widening ``convert`` (looked for through fusions and
-layout-only ops) is reported in the narrow dtype, with ``upcast`` set. Compile
+back), while GPU and TPU backends run them in bfloat16. An operand that is
+such a widening ``convert`` (looked for through fusions and layout-only ops)
+is reported in the narrow dtype, with ``upcast`` set; in a combined (tuple)
+collective, operand by operand. Compile
 with ``compiler_options={"xla_allow_excess_precision": False}``, or XLA may
 drop a ``convert`` pair (narrowing then widening) and hide it.
 
@@ -31,6 +32,12 @@ contributes (reduce-scatter, all-reduce, all-to-all, collective-permute).
 Wire bytes per device are a fixed fraction of it for a given group size n
 (ring: ``(n-1)/n`` for all-gather and reduce-scatter, ``2(n-1)/n`` for
 all-reduce), so payloads compare programs on the same mesh exactly.
+
+Which devices: each op keeps its device groups (``replica_groups`` in any of
+XLA's three spellings, or a permute's ``source_target_pairs``) as partition
+ids, which index the mesh's devices in row-major order; ``mesh_axes(op,
+mesh.shape)`` names the mesh axes a collective crosses (e.g. ``("data",)``
+for the all-reduce that crosses nodes on a data x fsdp mesh).
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ import collections
 import dataclasses
 import math
 import re
+
+import numpy as np
 
 KINDS = ("all-gather", "all-reduce", "reduce-scatter", "all-to-all", "collective-permute")
 
@@ -52,6 +61,12 @@ _CALLED = re.compile(r"\b(body|condition|calls|to_apply|true_computation|false_c
                      r"=%?([^\s,}]+)")
 _BRANCHES = re.compile(r"branch_computations=\{([^}]*)\}")
 _TRIP = re.compile(r'"known_trip_count"\s*:\s*\{\s*"n"\s*:\s*"?([0-9]+)')
+_IOTA = r"\[([0-9,]+)\]<=\[([0-9,]+)\](?:T\(([0-9,]+)\))?"
+_GROUPS_IOTA = re.compile(r"replica_groups=" + _IOTA)
+_GROUPS_LIST = re.compile(r"(?:replica_groups|source_target_pairs)=\{((?:\{[0-9,]*\},?)*)\}")
+_GROUPS_MESH = re.compile(r"replica_groups=mesh\[([^\]]*)\]"
+                          r"(?:,\s*device_ids=\(\[([0-9,]+)\](?:T\(([0-9,]+)\))?\))?"
+                          r"\s*\{([^}]*)\}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +76,10 @@ class Collective:
   ``arrays``: the payload's ``(dtype, dims)``; ``bytes``: payload bytes of one
   execution; ``executions``: times it runs per program run (product of the
   enclosing loops' trip counts); ``computation``: where it sits; ``upcast``:
-  the backend widened a narrower float collective to float32 (``arrays`` and
-  ``bytes`` are then in the narrow dtype, see the module doc).
+  the backend widened narrower float operands to float32 (``arrays`` and
+  ``bytes`` give those in the narrow dtype, see the module doc); ``groups``:
+  the partition ids of each device group (``()``: every device in one group;
+  ``None``: not written in a spelling this module reads).
   """
   kind: str
   name: str
@@ -71,6 +88,7 @@ class Collective:
   executions: int
   computation: str
   upcast: bool = False
+  groups: tuple[tuple[int, ...], ...] | None = None
 
   @property
   def dtypes(self) -> tuple[str, ...]:
@@ -84,6 +102,59 @@ def _arrays(shape_text: str) -> list[tuple[str, tuple[int, ...]]]:
     if dtype in _ITEMSIZE or dtype.startswith("f8"):
       out.append((dtype, tuple(int(d) for d in dims.split(",") if d)))
   return out
+
+
+def _ints(text: str) -> list[int]:
+  return [int(v) for v in text.split(",") if v]
+
+
+def _iota(dims: str, perm: str | None) -> np.ndarray:
+  """XLA's iota device list ``[dims]T(perm)``: ``arange`` reshaped to dims, transposed."""
+  shape = _ints(dims)
+  ids = np.arange(math.prod(shape)).reshape(shape)
+  return ids.transpose(_ints(perm)) if perm else ids
+
+
+def _groups(attrs: str) -> tuple[tuple[int, ...], ...] | None:
+  """The device groups of a collective's attributes (see ``Collective``)."""
+  m = _GROUPS_MESH.search(attrs)
+  if m:
+    axes = re.findall(r"'([^']+)'\s*=\s*([0-9]+)", m.group(1))
+    shape = [int(n) for _, n in axes]
+    ids = (_iota(m.group(2), m.group(3)) if m.group(2) else np.arange(math.prod(shape)))
+    ids = ids.reshape(shape)
+    names = [a for a, _ in axes]
+    crossed = [names.index(a) for a in re.findall(r"'([^']+)'", m.group(4))]
+    kept = [i for i in range(len(names)) if i not in crossed]
+    size = math.prod(shape[i] for i in crossed)
+    return tuple(tuple(int(v) for v in g)
+                 for g in ids.transpose(kept + crossed).reshape(-1, size))
+  m = _GROUPS_IOTA.search(attrs)
+  if m:
+    shape = _ints(m.group(1))
+    return tuple(tuple(int(v) for v in g)
+                 for g in _iota(m.group(2), m.group(3)).reshape(shape[0], -1))
+  m = _GROUPS_LIST.search(attrs)
+  if m:
+    return tuple(tuple(_ints(g)) for g in re.findall(r"\{([0-9,]*)\}", m.group(1)))
+  return None
+
+
+def mesh_axes(op: Collective, mesh_shape) -> tuple[str, ...]:
+  """The mesh axes along which ``op``'s groups span devices, in mesh order.
+
+  ``mesh_shape``: ``{axis: size}`` in the mesh's order (``mesh.shape``);
+  partition ids index its devices row-major. A collective over every device
+  (or in a spelling not read) crosses every axis of size > 1.
+  """
+  names, sizes = list(mesh_shape), list(mesh_shape.values())
+  if not op.groups:
+    return tuple(a for a, n in zip(names, sizes) if n > 1)
+  crossed = set()
+  for group in op.groups:
+    coords = np.array(np.unravel_index(np.array(group), sizes))  # [axes, members]
+    crossed |= {names[i] for i in range(len(names)) if len(set(coords[i])) > 1}
+  return tuple(a for a in names if a in crossed)
 
 
 def _nbytes(arrays) -> int:
@@ -155,34 +226,43 @@ def _parse(text: str):
 _PASS_THROUGH = ("bitcast", "copy", "transpose", "reshape", "get-tuple-element")
 
 
-def _upcast_from(operands, instrs, roots) -> str | None:
-  """The narrow float dtype if every operand is ``convert(x: narrow)`` to float32, else None.
+def _widened_from(name, instrs, roots) -> str | None:
+  """The narrow float dtype if operand ``name`` is ``convert(x: narrow)`` to float32, else None.
 
   Looks through fusions (their root) and layout-only ops (bitcast, copy,
   transpose, reshape).
   """
-  found = set()
-  for name in operands:
-    while True:
-      instr = instrs.get(name)
-      if instr is None:
+  while True:
+    instr = instrs.get(name)
+    if instr is None:
+      return None
+    _, _, opcode, ins, attrs = instr
+    if opcode == "fusion":
+      m = re.search(r"calls=%?([^\s,}]+)", attrs)
+      name = roots.get(m.group(1)) if m else None
+    elif opcode in _PASS_THROUGH and ins:
+      name = ins[0]
+    elif opcode == "convert" and ins:
+      src = _arrays(instrs[ins[0]][1]) if ins[0] in instrs else []
+      dtypes = {d for d, _ in src}
+      if len(dtypes) != 1 or _ITEMSIZE.get(next(iter(dtypes)), 4) >= 4:
         return None
-      _, shape, opcode, ins, attrs = instr
-      if opcode == "fusion":
-        m = re.search(r"calls=%?([^\s,}]+)", attrs)
-        name = roots.get(m.group(1)) if m else None
-      elif opcode in _PASS_THROUGH and ins:
-        name = ins[0]
-      elif opcode == "convert" and ins:
-        src = _arrays(instrs[ins[0]][1]) if ins[0] in instrs else []
-        dtypes = {d for d, _ in src}
-        if len(dtypes) != 1 or _ITEMSIZE.get(next(iter(dtypes)), 4) >= 4:
-          return None
-        found |= dtypes
-        break
-      else:
-        return None
-  return found.pop() if len(found) == 1 else None
+      return dtypes.pop()
+    else:
+      return None
+
+
+def _narrowed(payload, narrows):
+  """``payload`` with each float32 array a widened operand carries in its narrow dtype.
+
+  A combined (tuple) collective has one payload array per operand, in order;
+  otherwise only a collective whose every operand is widened, from one
+  dtype, is narrowed.
+  """
+  if len(narrows) != len(payload):
+    kinds = set(narrows)
+    narrows = [kinds.pop()] * len(payload) if len(kinds) == 1 else [None] * len(payload)
+  return [(n if n and d == "f32" else d, dims) for (d, dims), n in zip(payload, narrows)]
 
 
 def collectives(hlo_text: str) -> tuple[list[Collective], int]:
@@ -208,12 +288,10 @@ def collectives(hlo_text: str) -> tuple[list[Collective], int]:
         if opcode.endswith("-start") and len(result) > len(ins):
           # An async start's result is (operands, outputs[, context]).
           result = result[len(ins):]
-        payload = max((result, ins), key=_nbytes)
-        narrow = _upcast_from(operands, instrs, roots)
-        if narrow and all(d == "f32" for d, _ in payload):
-          payload = [(narrow, dims) for _, dims in payload]
+        wide = max((result, ins), key=_nbytes)
+        payload = _narrowed(wide, [_widened_from(o, instrs, roots) for o in operands])
         found.append(Collective(kind, name, tuple(payload), _nbytes(payload), times, comp,
-                                narrow is not None))
+                                payload != wide, _groups(attrs)))
       if opcode.endswith("-done"):
         continue
       inner = times

@@ -75,14 +75,32 @@ def use_cpu_devices(n: int) -> None:
   jax.config.update("jax_num_cpu_devices", n)
 
 
-def _compile_memory(c, model_cfg, layers: int, mesh):
-  """Per-device bytes (arguments, temporaries) of the compiled step."""
+# The two depths a cut step is compiled at: large enough that XLA keeps the
+# layer loop rolled; a per-layer cost is their difference.
+CUT_DEPTHS = (2, 4)
+
+
+def to_depth(at_lo: float, at_hi: float, layers: int) -> float:
+  """A cost measured at the `CUT_DEPTHS`, extrapolated linearly to `layers`
+  (layers are scanned, so each costs the same)."""
+  lo, hi = CUT_DEPTHS
+  return at_hi + (layers - hi) * (at_hi - at_lo) / (hi - lo)
+
+
+def compile_cut_step(c, model_cfg, layers: int, mesh, compiler_options=None):
+  """`(compiled, trainer)`: config `c`'s train step, compiled ahead of time on
+  `mesh` with the model cut to its first `layers` layers.
+
+  Everything else is the run's: widths, vocabulary, batch, micro-batches,
+  loss chunk, optimizer, sharding rules, LoRA. Fused attention kernels
+  (cuDNN, splash) do not compile for CPU: the cut model uses the dense
+  reference, which over-counts attention temporaries (it holds the
+  [length, length] scores) -- an upper bound for memory, and no change to
+  the step's parameter and gradient collectives.
+  """
   import jax  # pylint: disable=g-import-not-at-top
   from spectrax.training import run_config  # pylint: disable=g-import-not-at-top
   from spectrax.training.step import BATCH_KEYS, Trainer, make_optimizer  # pylint: disable=g-import-not-at-top
-  # Fused kernels (cuDNN, splash) do not compile for CPU: plan with the
-  # dense reference, which over-counts attention temporaries (it holds the
-  # [length, length] scores) -- an upper bound.
   cut = dataclasses.replace(model_cfg, num_layers=layers,
                             layer_windows=model_cfg.layer_windows[:layers],
                             attention_backend="dense")
@@ -97,9 +115,46 @@ def _compile_memory(c, model_cfg, layers: int, mesh):
   batch = {k: jax.ShapeDtypeStruct(
       shape, "float32" if k == "loss_mask" else "int32",
       sharding=trainer.batch_sharding) for k in BATCH_KEYS}
-  compiled = trainer.step_fn().lower(state, batch).compile()
+  lowered = trainer.step_fn().lower(state, batch)
+  return lowered.compile(compiler_options=compiler_options), trainer
+
+
+def _compile_memory(c, model_cfg, layers: int, mesh):
+  """Per-device bytes (arguments, temporaries) of the compiled cut step."""
+  compiled, trainer = compile_cut_step(c, model_cfg, layers, mesh)
   mem = compiled.memory_analysis()
   return (mem.argument_size_in_bytes, mem.temp_size_in_bytes, trainer)
+
+
+def model_config(c):
+  """The run's architecture, without its checkpoint's weights: from the
+  checkpoint's config.json when that is on this machine, else the config's
+  preset / hf_config (a recipe config's `model.preset`)."""
+  from spectrax.training import run_config  # pylint: disable=g-import-not-at-top
+  if c.init_from_hf:
+    vocab = 0
+  else:
+    vocab = int(c.model.hf_config.get("vocab_size", 0) or 32000)
+  probe = copy.deepcopy(c)
+  probe.init_from_hf = c.init_from_hf if os.path.exists(
+      os.path.join(c.init_from_hf or "/nonexistent", "config.json")) else ""
+  if not probe.init_from_hf and not probe.model.preset and \
+      not probe.model.hf_config.to_dict():
+    raise PlanError("the config names no architecture: set model.preset.")
+  return run_config.model_config(probe, vocab)
+
+
+def mesh_for(c, devices: int):
+  """The config's mesh on the first `devices` jax devices, checked against its batch."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from spectrax.parallel import sharding  # pylint: disable=g-import-not-at-top
+  from spectrax.training import run_config  # pylint: disable=g-import-not-at-top
+  if len(jax.devices()) < devices:
+    raise PlanError(f"planning for {devices} devices needs as many jax devices; "
+                    f"this process has {len(jax.devices())} (use_cpu_devices).")
+  mesh = sharding.make_mesh(c.mesh.to_dict(), devices=jax.devices()[:devices])
+  run_config.check_mesh(c, mesh)
+  return mesh
 
 
 def plan(c, devices: int, accelerator: str, assumed_mfu: float) -> dict:
@@ -111,31 +166,15 @@ def plan(c, devices: int, accelerator: str, assumed_mfu: float) -> dict:
   from spectrax.models import lora as lora_lib  # pylint: disable=g-import-not-at-top
   from spectrax.training import flops as flops_lib  # pylint: disable=g-import-not-at-top
   from spectrax.training import run_config  # pylint: disable=g-import-not-at-top
-  from spectrax.parallel import sharding  # pylint: disable=g-import-not-at-top
-  if len(jax.devices()) < devices:
-    raise PlanError(f"planning for {devices} devices needs as many jax devices; "
-                    f"this process has {len(jax.devices())} (use_cpu_devices).")
-  if c.init_from_hf:
-    vocab = 0
-  else:
-    vocab = int(c.model.hf_config.get("vocab_size", 0) or 32000)
-  probe = copy.deepcopy(c)
-  probe.init_from_hf = c.init_from_hf if os.path.exists(
-      os.path.join(c.init_from_hf or "/nonexistent", "config.json")) else ""
-  if not probe.init_from_hf and not probe.model.preset and \
-      not probe.model.hf_config.to_dict():
-    raise PlanError("the config names no architecture: set model.preset.")
-  model_cfg = run_config.model_config(probe, vocab)
-  mesh = sharding.make_mesh(c.mesh.to_dict(), devices=jax.devices()[:devices])
-  run_config.check_mesh(c, mesh)
-  # Two depths large enough that XLA keeps the layer loop rolled; the
-  # per-layer cost is their difference (clamped: buffer reuse can make it
-  # negative for temporaries, which then do not grow with depth).
-  lo, hi = 2, 4
+  mesh = mesh_for(c, devices)
+  model_cfg = model_config(c)
+  # Temporaries' per-layer cost is clamped: buffer reuse can make it
+  # negative, and they then do not grow with depth.
+  lo, hi = CUT_DEPTHS
   a_lo, t_lo, trainer = _compile_memory(c, model_cfg, lo, mesh)
   a_hi, t_hi, _ = _compile_memory(c, model_cfg, hi, mesh)
   layers = model_cfg.num_layers
-  args = a_hi + (layers - hi) * (a_hi - a_lo) / (hi - lo)
+  args = to_depth(a_lo, a_hi, layers)
   temp = max(t_lo, t_hi) + (layers - hi) * max(0, t_hi - t_lo) / (hi - lo)
   # Exact parameter / optimizer bytes per device from the full abstract state.
   full_optimizer = trainer.optimizer

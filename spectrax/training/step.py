@@ -5,6 +5,12 @@ gradient of the summed NLL of every micro-batch is accumulated inside the
 step (`lax.scan`) and divided once by the global loss-token count, so packed
 and unpacked batches, and one or many micro-batches, give the same update.
 Logits exist one chunk of positions at a time (`spectrax.models.loss`).
+
+On a mesh with a data axis (several nodes or slices, `mesh.dcn_data`), each
+data row accumulates its own gradient, reduced only over its FSDP shards,
+and the rows' gradients are summed once per step: one all-reduce of a
+gradient shard crosses the slow network per step, not one per micro-batch
+(`Trainer._grouped_value_and_grad`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from spectrax.models.loss import chunked_cross_entropy
 from spectrax.models import ModelConfig, Transformer
 
 BATCH_KEYS = ("inputs", "targets", "loss_mask", "segment_ids", "positions")
+DATA_AXIS = "data"  # the mesh axis of data parallelism (across nodes / slices)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +76,14 @@ def make_optimizer(cfg: OptimizerConfig, num_steps: int
                            weight_decay=cfg.weight_decay,
                            mu_dtype=jnp.dtype(cfg.mu_dtype)))
   return optax.chain(*parts), schedule
+
+
+def cast_to_compute_dtype(path, p) -> bool:
+  """Whether the step casts parameter `p` (at key path `path` of the params)
+  to the compute dtype where it is stored (`Trainer._loss`): weight
+  matrices, whose gathers and gradients then move compute-dtype bytes; not
+  vectors, nor the embedding table."""
+  return p.ndim >= 2 and jnp.issubdtype(p.dtype, jnp.floating) and path[0].key != "embed"
 
 
 def batch_sharding(mesh: Mesh, rules) -> NamedSharding:
@@ -119,8 +134,13 @@ class Trainer:
       self.frozen_shardings = base_shardings
     self.frozen = None  # the base params of a LoRA run (set_frozen)
     self.batch_sharding = batch_sharding(mesh, self.rules)
-    self.batch_shards = math.prod(
-        mesh.shape[a] for a in jax.tree.leaves(tuple(self.batch_sharding.spec[:1])))
+    batch_axes = jax.tree.leaves(tuple(self.batch_sharding.spec[:1]))
+    self.batch_shards = math.prod(mesh.shape[a] for a in batch_axes)
+    # Data rows that accumulate gradients apart (see _grouped_value_and_grad).
+    # Not for LoRA: its adapters' gradients are small, and dropout masks drawn
+    # per row group would depend on the mesh.
+    self.data_groups = (mesh.shape[DATA_AXIS] if DATA_AXIS in batch_axes and lora is None
+                        else 1)
     self._step_fn = None
 
   # -- state ---------------------------------------------------------------
@@ -184,7 +204,7 @@ class Trainer:
 
   # -- the step ------------------------------------------------------------
 
-  def _loss(self, params, batch, frozen=None, rng=None):
+  def _loss(self, params, batch, frozen=None, rng=None, batch_shards=None):
     # Weight matrices are cast to the compute dtype here, pinned to their
     # FSDP shards, so every all-gather moves compute-dtype bytes (a cast at
     # each use leaves it to sharding propagation whether the cast comes before
@@ -197,7 +217,7 @@ class Trainer:
     dtype = jnp.dtype(self.model_cfg.dtype)
 
     def cast(path, p, s):
-      if p.ndim < 2 or not jnp.issubdtype(p.dtype, jnp.floating) or path[0].key == "embed":
+      if not cast_to_compute_dtype(path, p):
         return p
       return jax.lax.with_sharding_constraint(p.astype(dtype), s)
 
@@ -214,7 +234,30 @@ class Trainer:
     return chunked_cross_entropy(
         hidden, nnx.merge(self.graphdef, base).head(), batch["targets"],
         batch["loss_mask"], softcap=self.model_cfg.final_logit_softcap,
-        chunk_size=self.chunk_size, batch_shards=self.batch_shards)
+        chunk_size=self.chunk_size, batch_shards=batch_shards or self.batch_shards)
+
+  def _grouped_value_and_grad(self, params, mb):
+    """`((nll, count), grads)` of each data row's part of micro-batch `mb`,
+    each with a leading `[data_groups]` axis sharded over the data axis.
+
+    `jax.vmap(..., spmd_axis_name="data")` maps the rows' parts over the
+    data axis, under rules without it, so each row's weight gradient is
+    reduced only within the row (over FSDP) and stays apart from the other
+    rows'. Summed after the micro-batch loop, it is one data-axis
+    all-reduce of each device's gradient shard per step; the single
+    `value_and_grad` of the whole micro-batch makes XLA reduce over data
+    and FSDP together in every micro-batch.
+    """
+    groups = self.data_groups
+    parts = jax.tree.map(
+        lambda x: x.reshape((groups, x.shape[0] // groups) + x.shape[1:]), mb)
+    rules = sharding.without_axis(self.rules, DATA_AXIS)
+
+    def one(part):
+      with sharding.axis_rules(self.mesh, rules):
+        return jax.value_and_grad(self._loss, has_aux=True)(
+            params, part, batch_shards=self.batch_shards // groups)
+    return jax.vmap(one, spmd_axis_name=DATA_AXIS)(parts)
 
   def _step(self, state, batch, frozen=None):
     params = state["params"]
@@ -227,19 +270,36 @@ class Trainer:
     step_key = (jax.random.fold_in(jax.random.key(self.seed + 1), state["step"])
                 if dropout else None)
 
+    groups = self.data_groups
+
+    def by_group(g, s):  # a [groups, ...] gradient stack: one per data row
+      return jax.lax.with_sharding_constraint(
+          g, NamedSharding(self.mesh, PartitionSpec(DATA_AXIS, *s.spec)))
+
     def accumulate(carry, xs):
       grads, nll, count = carry
       mb, index = xs
       rng = None if step_key is None else jax.random.fold_in(step_key, index)
       args = (params, mb) if self.lora is None else (params, mb, frozen, rng)
-      (mb_nll, mb_count), g = jax.value_and_grad(self._loss, has_aux=True)(*args)
+      if groups > 1:
+        (mb_nll, mb_count), g = self._grouped_value_and_grad(params, mb)
+        mb_nll, mb_count = jnp.sum(mb_nll), jnp.sum(mb_count)
+        g = jax.tree.map(by_group, g, self.param_shardings)
+      else:
+        (mb_nll, mb_count), g = jax.value_and_grad(self._loss, has_aux=True)(*args)
       return (jax.tree.map(jnp.add, grads, g), nll + mb_nll,
               count + mb_count), None
 
-    zeros = jax.tree.map(jnp.zeros_like, params)
+    if groups > 1:
+      zeros = jax.tree.map(lambda p, s: by_group(jnp.zeros((groups,) + p.shape, p.dtype), s),
+                           params, self.param_shardings)
+    else:
+      zeros = jax.tree.map(jnp.zeros_like, params)
     (grads, nll, count), _ = jax.lax.scan(
         accumulate, (zeros, jnp.zeros((), jnp.float32),
                      jnp.zeros((), jnp.float32)), (micro, jnp.arange(n)))
+    if groups > 1:
+      grads = jax.tree.map(lambda g: jnp.sum(g, axis=0), grads)
     denom = jnp.maximum(count, 1.0)
     grads = jax.tree.map(lambda g: g / denom, grads)
     loss = nll / denom
