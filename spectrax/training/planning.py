@@ -40,6 +40,9 @@ ACCELERATORS = {
     "a100": (312e12, 80e9),
 }
 GIB = 1024**3
+# A plan fits when its compiled total stays under this share of the
+# accelerator's memory (the rest: XLA's and the runtime's own buffers).
+USABLE_MEMORY_FRACTION = 0.92
 
 
 class PlanError(ValueError):
@@ -102,6 +105,22 @@ def _compile_memory(c, model_cfg, layers: int, mesh):
   return (mem.argument_size_in_bytes, mem.temp_size_in_bytes, trainer)
 
 
+def planned_model_config(c):
+  """The ModelConfig a plan of `c` uses: the checkpoint's when it is here, else the preset's."""
+  from spectrax.training import run_config  # pylint: disable=g-import-not-at-top
+  if c.init_from_hf:
+    vocab = 0
+  else:
+    vocab = int(c.model.hf_config.get("vocab_size", 0) or 32000)
+  probe = copy.deepcopy(c)
+  probe.init_from_hf = c.init_from_hf if os.path.exists(
+      os.path.join(c.init_from_hf or "/nonexistent", "config.json")) else ""
+  if not probe.init_from_hf and not probe.model.preset and \
+      not probe.model.hf_config.to_dict():
+    raise PlanError("the config names no architecture: set model.preset.")
+  return run_config.model_config(probe, vocab)
+
+
 def plan(c, devices: int, accelerator: str, assumed_mfu: float) -> dict:
   """Memory per device, FLOPs and step time of config `c` on `devices` chips.
 
@@ -115,17 +134,7 @@ def plan(c, devices: int, accelerator: str, assumed_mfu: float) -> dict:
   if len(jax.devices()) < devices:
     raise PlanError(f"planning for {devices} devices needs as many jax devices; "
                     f"this process has {len(jax.devices())} (use_cpu_devices).")
-  if c.init_from_hf:
-    vocab = 0
-  else:
-    vocab = int(c.model.hf_config.get("vocab_size", 0) or 32000)
-  probe = copy.deepcopy(c)
-  probe.init_from_hf = c.init_from_hf if os.path.exists(
-      os.path.join(c.init_from_hf or "/nonexistent", "config.json")) else ""
-  if not probe.init_from_hf and not probe.model.preset and \
-      not probe.model.hf_config.to_dict():
-    raise PlanError("the config names no architecture: set model.preset.")
-  model_cfg = run_config.model_config(probe, vocab)
+  model_cfg = planned_model_config(c)
   mesh = sharding.make_mesh(c.mesh.to_dict(), devices=jax.devices()[:devices])
   run_config.check_mesh(c, mesh)
   # Two depths large enough that XLA keeps the layer loop rolled; the
@@ -186,7 +195,7 @@ def plan(c, devices: int, accelerator: str, assumed_mfu: float) -> dict:
           "activations_and_temporaries": temp / GIB,
           "total_compiled": total / GIB,
           "accelerator_memory": hbm / GIB},
-      "fits": total < 0.92 * hbm,
+      "fits": total < USABLE_MEMORY_FRACTION * hbm,
       **({"cpu_upcast_excluded_gib": cpu_upcast / GIB} if cpu_upcast else {}),
       **({} if lora is None else {"lora": {
           "rank": lora.rank, "targets": ",".join(lora.targets),
