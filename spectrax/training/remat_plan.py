@@ -7,13 +7,21 @@ r"""Memory and recomputation of each remat policy: the table of `python -m spect
 Memory: each policy's train step is planned exactly as `planning.plan` plans
 the config's own (two AOT compiles of the cut model on simulated CPU devices,
 extrapolated to the real depth; dense attention, an upper bound for flash
-kernels), so a row costs two compiles.
+kernels), so a row costs two compiles. The compiled figure can count a kept
+tensor twice: where the backward reads a bfloat16 residual in float32 (Gemma
+3's QK-norm input), XLA:CPU converts the whole stacked residual to a float32
+copy before the backward loop (Gemma 3 12B, save_qkv: 6.0 GiB kept, +11.7 GiB
+compiled over full; Llama 3.1 8B: 3.0 and +3.0). `saved_residuals_gib` is the
+exact figure: what the backward keeps beyond full remat, in the compute dtype (the
+leaves of one layer's `jax.vjp`, per row, x layers x rows per micro-batch,
+split over every device; with dense attention, so for `none` and `dots` it
+includes [length, length] scores a flash kernel never keeps). Full remat's
+activations plus `saved` is the estimate without that copy.
 
 Host offload: XLA:CPU has one memory space, so its compile keeps offloaded
 residuals with the device temporaries. They are moved to the row's "host"
 figure: the offloaded tensors of one layer (their shapes from the layer's
-jaxpr) x layers x rows per micro-batch, split over every device (activations
-are sharded over batch and heads).
+jaxpr), scaled the same way.
 
 Recomputation (`layer_flops_factor`): the matmul FLOPs of one decoder
 layer's forward and backward for one row of `data.seq_len` tokens, counted
