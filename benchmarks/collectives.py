@@ -169,7 +169,7 @@ def recipe_entry(recipe: str, mesh_name: str) -> dict:
   hardware, overrides, devices = MESHES[mesh_name]
   c = importlib.import_module(f"configs.{recipe}").get_config(hardware)
   c.mesh.update(overrides)
-  model_cfg = planning.model_config(c)
+  model_cfg = planning.planned_model_config(c)
   mesh = planning.mesh_for(c, devices)
   measured, compile_s = [], 0.0
   for layers in planning.CUT_DEPTHS:

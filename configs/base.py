@@ -41,7 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
       param_dtype="float32",  # master weights
       dtype="bfloat16",  # compute
       attention_backend="dense",  # dense | xla | cudnn | splash
-      remat_policy="full",  # none | full | dots | dots_no_batch
+      remat_policy="full",  # none | full | save_qkv | save_attention | ... (spectrax/models/remat.py)
   ))
 
   # LoRA (docs/models.md#lora): rank 0 = full fine-tuning. With rank > 0 the

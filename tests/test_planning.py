@@ -64,11 +64,19 @@ def test_devices_and_accelerator_default_from_the_config(config):
 
 
 def test_cli_prints_the_plan_and_rejects_bad_values():
-  proc = run_cli("spectrax.plan", "--config=configs/tiny.py", "--devices=2")
+  proc = run_cli("spectrax.plan", "--config=configs/tiny.py", "--devices=2",
+                 "--remat_policies=save_qkv")
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads(proc.stdout.splitlines()[-1])
   assert result["devices"] == 2 and result["mesh"]["fsdp"] == 2 and result["fits"]
   assert "parameters on 2 x v5p" in proc.stdout
+  # The remat table: the asked policy and the config's own, in the table's order.
+  assert list(result["remat"]) == ["none", "save_qkv"]
+  assert (result["remat"]["none"]["total_compiled_gib"] ==
+          result["per_device_gib"]["total_compiled"])
+  assert proc.stdout.splitlines()[-3].startswith("  none (config) ")
+  assert_one_error_line(run_cli("spectrax.plan", "--config=configs/tiny.py",
+                                "--remat_policies=minimal"), "--remat_policies=minimal")
   assert_one_error_line(run_cli("spectrax.plan", "--config=configs/tiny.py", "--devices=-4"),
                         "--devices=-4")
   assert_one_error_line(run_cli("spectrax.plan", "--devices=8"), "--config is required")

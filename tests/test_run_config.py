@@ -174,6 +174,16 @@ def test_model_config_from_hf_config_takes_the_tokenizer_vocabulary(c):
   assert run_config.model_config(c, vocab_size=512).vocab_size == 512
 
 
+def test_model_config_refuses_an_unknown_remat_policy(c):
+  c.model.remat_policy = "save_qkv_proj"  # MaxText's name, not ours
+  with pytest.raises(run_config.ConfigError) as e:
+    run_config.model_config(c, vocab_size=300)
+  assert str(e.value).startswith(
+      "model.remat_policy='save_qkv_proj': use one of none, dots, dots_no_batch, "
+      "save_all_but_mlp_hidden, save_attention, save_qkv, save_qkv_offloaded, full "
+      "(--config.model.remat_policy=")
+
+
 def test_model_config_from_a_checkpoint_directory(c, tmp_path):
   hf = c.model.hf_config.to_dict()
   hf["vocab_size"] = 1000

@@ -46,8 +46,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
 
 from spectrax.parallel import sharding
+from spectrax.models import remat
 from spectrax.models.config import GLOBAL_WINDOW, ModelConfig
 from spectrax.models.layers import RMSNorm, apply_rope, param, plain_project
 
@@ -403,9 +405,11 @@ class Attention(nnx.Module):
     """
     dt = x.dtype
     proj = lora.project if lora is not None else plain_project
-    q = proj("q", x, self.q[...].astype(dt))
-    k = proj("k", x, self.k[...].astype(dt))
-    v = proj("v", x, self.v[...].astype(dt))
+    # Tagged for the remat policies (spectrax/models/remat.py) before QK-norm
+    # and rope: redoing those is cheap, and the norm's backward needs its input.
+    q = checkpoint_name(proj("q", x, self.q[...].astype(dt)), remat.QUERY)
+    k = checkpoint_name(proj("k", x, self.k[...].astype(dt)), remat.KEY)
+    v = checkpoint_name(proj("v", x, self.v[...].astype(dt)), remat.VALUE)
     if self.cfg.qk_norm:
       q, k = self.q_norm(q), self.k_norm(k)
     q = sharding.constrain(apply_rope(q, positions, inv_freq), ("batch", "length", "heads", "head_dim"))
@@ -415,6 +419,7 @@ class Attention(nnx.Module):
 
   def output(self, out, lora=None):
     """The output projection: ``[batch, length, heads, head_dim]`` -> ``[batch, length, embed]``."""
-    out = sharding.constrain(out, ("batch", "length", "heads", "head_dim"))
+    out = checkpoint_name(sharding.constrain(out, ("batch", "length", "heads", "head_dim")),
+                          remat.CONTEXT)
     proj = lora.project if lora is not None else plain_project
-    return proj("o", out, self.o[...].astype(out.dtype), 2)
+    return checkpoint_name(proj("o", out, self.o[...].astype(out.dtype), 2), remat.ATTENTION_OUT)

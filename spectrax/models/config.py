@@ -21,13 +21,17 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from spectrax.models import remat
+
 # A window larger than any sequence: what a global (full-attention) layer uses
 # in the per-layer window array that the layer scan consumes.
 GLOBAL_WINDOW = 2**30
 
 FAMILIES = ("gemma3", "llama", "qwen3")
 ATTENTION_BACKENDS = ("dense", "xla", "cudnn", "splash")
-REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
+# none | dots | dots_no_batch | save_all_but_mlp_hidden | save_attention | save_qkv |
+# save_qkv_offloaded | full: one line each in spectrax/models/remat.py (POLICIES).
+REMAT_POLICIES = tuple(remat.POLICIES)
 
 # HF model_type -> our family.
 _MODEL_TYPES = {

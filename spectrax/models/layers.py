@@ -14,6 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
+
+from spectrax.models import remat
 
 Initializer = jax.nn.initializers.Initializer
 
@@ -117,13 +120,13 @@ class Mlp(nnx.Module):
     """
     dt = x.dtype
     proj = lora.project if lora is not None else plain_project
-    gate = proj("gate", x, self.gate[...].astype(dt))
-    up = proj("up", x, self.up[...].astype(dt))
+    gate = checkpoint_name(proj("gate", x, self.gate[...].astype(dt)), remat.MLP_GATE)
+    up = checkpoint_name(proj("up", x, self.up[...].astype(dt)), remat.MLP_UP)
     if self.activation == "gelu_tanh":
       act = jax.nn.gelu(gate, approximate=True)
     else:
       act = jax.nn.silu(gate)
-    return proj("down", act * up, self.down[...].astype(dt))
+    return checkpoint_name(proj("down", act * up, self.down[...].astype(dt)), remat.MLP_DOWN)
 
 
 def plain_project(name: str, x: jax.Array, w: jax.Array, contract: int = 1) -> jax.Array:

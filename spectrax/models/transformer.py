@@ -28,16 +28,10 @@ from jax.sharding import Mesh
 
 from spectrax.parallel import sharding
 from spectrax.models import lora as lora_lib
+from spectrax.models import remat
 from spectrax.models.attention import Attention
 from spectrax.models.config import ModelConfig
 from spectrax.models.layers import Mlp, RMSNorm, param, softcap
-
-_REMAT = {
-    "full": None,
-    "dots": jax.checkpoint_policies.checkpoint_dots,
-    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-}
-
 
 class DecoderLayer(nnx.Module):
   """Pre-norm block; with ``sandwich_norms`` (Gemma 3) also post-norms on both branches."""
@@ -137,8 +131,7 @@ class Transformer(nnx.Module):
       return layer(x, positions, segment_ids, window, inv_freq, prefix_segment_ids,
                    layer_lora), None
 
-    if cfg.remat_policy != "none":
-      body = jax.checkpoint(body, policy=_REMAT[cfg.remat_policy], prevent_cse=False)
+    body = remat.apply(body, cfg.remat_policy)
     per_layer = (state, jnp.asarray(cfg.window_array()), jnp.asarray(cfg.inv_freq_array()),
                  None if lora is None else lora.weights,
                  jnp.arange(cfg.num_layers, dtype=jnp.int32))

@@ -40,6 +40,9 @@ ACCELERATORS = {
     "a100": (312e12, 80e9),
 }
 GIB = 1024**3
+# A plan fits when its compiled total stays under this share of the
+# accelerator's memory (the rest: XLA's and the runtime's own buffers).
+USABLE_MEMORY_FRACTION = 0.92
 
 
 class PlanError(ValueError):
@@ -126,7 +129,7 @@ def _compile_memory(c, model_cfg, layers: int, mesh):
   return (mem.argument_size_in_bytes, mem.temp_size_in_bytes, trainer)
 
 
-def model_config(c):
+def planned_model_config(c):
   """The run's architecture, without its checkpoint's weights: from the
   checkpoint's config.json when that is on this machine, else the config's
   preset / hf_config (a recipe config's `model.preset`)."""
@@ -167,7 +170,7 @@ def plan(c, devices: int, accelerator: str, assumed_mfu: float) -> dict:
   from spectrax.training import flops as flops_lib  # pylint: disable=g-import-not-at-top
   from spectrax.training import run_config  # pylint: disable=g-import-not-at-top
   mesh = mesh_for(c, devices)
-  model_cfg = model_config(c)
+  model_cfg = planned_model_config(c)
   # Temporaries' per-layer cost is clamped: buffer reuse can make it
   # negative, and they then do not grow with depth.
   lo, hi = CUT_DEPTHS
@@ -225,7 +228,7 @@ def plan(c, devices: int, accelerator: str, assumed_mfu: float) -> dict:
           "activations_and_temporaries": temp / GIB,
           "total_compiled": total / GIB,
           "accelerator_memory": hbm / GIB},
-      "fits": total < 0.92 * hbm,
+      "fits": total < USABLE_MEMORY_FRACTION * hbm,
       **({"cpu_upcast_excluded_gib": cpu_upcast / GIB} if cpu_upcast else {}),
       **({} if lora is None else {"lora": {
           "rank": lora.rank, "targets": ",".join(lora.targets),

@@ -16,6 +16,7 @@ from spectrax.checkpoints.lora_base import BaseIdentity
 from spectrax.data import templates
 from spectrax.models import ModelConfig, preset
 from spectrax.models import lora as lora_lib
+from spectrax.models import remat
 from spectrax.data.pipeline import PACKERS, DataConfig
 from spectrax.training.in_training_eval import SUITES as EVAL_SUITES
 from spectrax.training.step import OptimizerConfig
@@ -225,6 +226,9 @@ def model_config(c: ml_collections.ConfigDict, vocab_size: int) -> ModelConfig:
   """The architecture: from the HF checkpoint, a preset, or hf_config keys."""
   # LoRA: the frozen base is held only in the compute dtype (no master copy).
   param_dtype = c.model.dtype if lora_config(c) else c.model.param_dtype
+  _need(c.model.remat_policy in remat.POLICIES,
+        f"model.remat_policy={c.model.remat_policy!r}: use one of {', '.join(remat.POLICIES)} "
+        "(--config.model.remat_policy=save_attention; docs/models.md#remat-policies).")
   runtime = dict(param_dtype=param_dtype, dtype=c.model.dtype,
                  attention_backend=c.model.attention_backend,
                  remat_policy=c.model.remat_policy)
