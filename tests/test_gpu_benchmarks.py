@@ -20,6 +20,13 @@ def _run_without(tmp_path, code: str):
       env={**os.environ, "JAX_PLATFORMS": "cpu"})
 
 
+def _assert_probe_prints(tmp_path, lines: list[str], last: str):
+  """Runs `lines` with the device's missing modules hidden; exit 0, `last` printed last."""
+  proc = _run_without(tmp_path, "\n".join(lines))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.strip().endswith(last)
+
+
 def test_hidden_modules_really_fail(tmp_path):
   proc = _run_without(tmp_path, "import grain")
   assert proc.returncode != 0
@@ -30,18 +37,16 @@ def test_hidden_modules_look_absent_to_availability_probes(tmp_path):
   # transformers (through accelerate, which peft brings) asks
   # importlib.util.find_spec("tensorboardX"); a missing package answers None
   # there, and transformers' configs must still import.
-  proc = _run_without(tmp_path, "\n".join([
+  _assert_probe_prints(tmp_path, [
       "import importlib.util",
       "assert importlib.util.find_spec('tensorboardX') is None",
       "assert importlib.util.find_spec('grain') is None",
       "import transformers",
-      "print(transformers.LlamaConfig().model_type)"]))
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert proc.stdout.strip().endswith("llama")
+      "print(transformers.LlamaConfig().model_type)"], "llama")
 
 
 def test_gpu_benchmark_code_needs_nothing_the_device_lacks(tmp_path):
-  proc = _run_without(tmp_path, "\n".join([
+  _assert_probe_prints(tmp_path, [
       "from spectrax.training.step import Trainer, make_optimizer",
       "from spectrax.training import flops, hardware",
       "from spectrax.scoring.scorer import Scorer",
@@ -49,9 +54,7 @@ def test_gpu_benchmark_code_needs_nothing_the_device_lacks(tmp_path):
       "import runpy",
       "for name in ('train_step_gpu', 'attention_gpu', 'scorer', 'harness'):",
       "  runpy.run_path(f'benchmarks/{name}.py', run_name='not_main')",
-      "print('ok')"]))
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert proc.stdout.strip().endswith("ok")
+      "print('ok')"], "ok")
 
 
 def test_gpu_sh_parses_and_names_every_part():
