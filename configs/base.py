@@ -84,5 +84,8 @@ def get_config() -> ml_collections.ConfigDict:
       stop_after=0,  # >0: checkpoint and exit 0 after this step; rerun to go on (job time limits)
       skip_nonfinite_steps=False,  # True: skip NaN/inf steps (counted)
       peak_flops_per_device=0.0,  # 0 = look up / measure
+      # JAX's compiled programs in WORKDIR/jax_cache, reused by a restart;
+      # JAX_COMPILATION_CACHE_DIR, when set, is used instead.
+      compilation_cache=True,
   ))
   return c

@@ -186,3 +186,21 @@ def eval_suite(tmp_path_factory):
   import eval_fakes  # pylint: disable=g-import-not-at-top
   from spectrax.data.suite_reader import Suite  # pylint: disable=g-import-not-at-top
   return Suite(eval_fakes.build_eval_suite(str(tmp_path_factory.mktemp("eval_suite"))))
+
+
+@pytest.fixture
+def memory_bucket():
+  """`gs://bucket`, served from memory: fsspec's MemoryFileSystem stands in
+  for gcsfs behind `etils.epath`, so a bucket workdir's code paths run here."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  import fsspec  # pylint: disable=g-import-not-at-top
+  from fsspec.implementations.memory import MemoryFileSystem  # pylint: disable=g-import-not-at-top
+  for protocol in ("gs", "gcs"):  # epath asks fsspec for "gcs"
+    fsspec.register_implementation(protocol, MemoryFileSystem, clobber=True)
+  try:
+    yield "gs://bucket"
+  finally:
+    registered = importlib.import_module("fsspec.registry")._registry  # pylint: disable=protected-access
+    for protocol in ("gs", "gcs"):
+      registered.pop(protocol, None)
+    MemoryFileSystem.store.clear()

@@ -193,3 +193,15 @@ def test_a_backend_the_device_cannot_run_is_one_error_line(tiny_suite_dir, tmp_p
                  *tiny_train_flags(tiny_suite_dir, num_steps=1),
                  "--config.model.attention_backend=cudnn", "--config.model.dtype=bfloat16")
   assert_one_error_line(proc, "cudnn", "attention_backend")
+
+
+def test_a_bucket_workdir_without_its_storage_package_is_one_error_line(tiny_suite_dir):
+  """gs:// needs gcsfs (etils.epath's backend without TensorFlow); a
+  Python without it is told what to install before anything is written."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  if importlib.util.find_spec("gcsfs") or importlib.util.find_spec("tensorflow"):
+    pytest.skip("this Python can open gs:// paths")
+  from conftest import tiny_train_flags  # pylint: disable=g-import-not-at-top
+  proc = run_cli("spectrax.train", "--config=configs/tiny.py", "--workdir=gs://bucket/run",
+                 *tiny_train_flags(tiny_suite_dir, num_steps=1))
+  assert_one_error_line(proc, "gs://bucket/run", "pip install gcsfs")

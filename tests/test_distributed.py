@@ -170,6 +170,75 @@ def test_two_process_checkpoint_resumes_exactly(two_process_run, tiny_suite_dir,
   assert _evals(workdir) == _evals(two_process_run)
 
 
+def _params(workdir):
+  """The weights of the run's latest checkpoint."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from spectrax.checkpoints.loading import load_model  # pylint: disable=g-import-not-at-top
+  model = load_model(workdir=workdir).model
+  return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
+
+
+@pytest.mark.slow
+def test_the_end_of_the_data_is_agreed_in_the_step(tiny_suite_dir, tmp_path):
+  """One pass over 2 data shards of 27 and 28 batches: process 0 runs out
+  first and sends empty rows; step 29, the first with no data anywhere, and
+  step 30, queued before the loop read 29's outputs (no log or checkpoint
+  there), change nothing. The run ends at step 28 with the state of one
+  process reading both shards, which stops when its iterator ends."""
+  train = dict(num_steps=100, log_every=7, eval_every=0, checkpoint_every=100)
+  two = str(tmp_path / "two")
+  os.makedirs(two)
+  _launch(two, tiny_train_flags(tiny_suite_dir, **train) + ["--config.data.num_epochs=1"])
+  c = tiny_train_config(tiny_suite_dir, **train)
+  c.data.shards, c.data.num_epochs = 2, 1
+  one = str(tmp_path / "one")
+  assert train_lib.train(c, one)["step"] == 28
+  assert "data exhausted after step 28" in open(os.path.join(two, "logs", "process_0.log")).read()
+  assert [s for s, _ in _losses(two)] == [7, 14, 21, 28]
+  np.testing.assert_allclose([l for _, l in _losses(two)], [l for _, l in _losses(one)],
+                             rtol=2e-6, atol=0)
+  assert sorted(os.listdir(os.path.join(two, "checkpoints"))) == ["28"]
+  for a, b in zip(_params(two), _params(one)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_process_stops_both_at_one_step(tiny_suite_dir, tmp_path):
+  """Without JAX's preemption service, SIGTERM reaches the Python guard of
+  the one process it is sent to; the step tells the other, and both save
+  the same step and exit 0."""
+  workdir = str(tmp_path)
+  flags = tiny_train_flags(tiny_suite_dir, num_steps=100000, eval_every=0,
+                           checkpoint_every=100000)
+  port = _free_port()
+  procs = []
+  for i in range(2):
+    env = _env(SPECTRAX_COORDINATOR=f"localhost:{port}", SPECTRAX_NUM_PROCESSES="2",
+               SPECTRAX_PROCESS_ID=str(i), SPECTRAX_CPU_DEVICES="2",
+               JAX_ENABLE_PREEMPTION_SERVICE="false")
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "spectrax.train", "--config=configs/tiny.py",
+         f"--workdir={workdir}", *flags], cwd=REPO, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True))
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  deadline = time.time() + 300
+  while time.time() < deadline and not (
+      os.path.exists(metrics) and len(open(metrics).readlines()) >= 2):
+    assert procs[0].poll() is None, procs[0].communicate()[0][-3000:]
+    time.sleep(0.5)
+  procs[1].send_signal(signal.SIGTERM)
+  outs = [p.communicate(timeout=300)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
+  saved = [int(l.split("saving step ")[1].split()[0]) for l in outs[0].splitlines()
+           if "preempted: saving step" in l]
+  assert len(saved) == 1 and saved[0] >= 1, outs[0][-3000:]
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == [str(saved[0])]
+  data_dir = os.path.join(workdir, "checkpoints", str(saved[0]), "data")
+  assert sorted(f for f in os.listdir(data_dir) if f.startswith("process_")) == [
+      "process_0-of-2.json", "process_1-of-2.json"]
+
+
 @pytest.mark.slow
 def test_a_dead_process_stops_the_other(tiny_suite_dir, tmp_path):
   workdir = str(tmp_path)

@@ -2,7 +2,8 @@
 
 from spectrax.training import hlo_stats
 
-HLO = """\
+# The module header and the reduction both test modules share.
+HEADER = """\
 HloModule jit_step, entry_computation_layout={(f32[8,128]{1,0})->f32[]}
 
 %add.clone (x.2: f32[], y.1: f32[]) -> f32[] {
@@ -10,7 +11,9 @@ HloModule jit_step, entry_computation_layout={(f32[8,128]{1,0})->f32[]}
   %y.1 = f32[] parameter(1)
   ROOT %add.3 = f32[] add(%x.2, %y.1)
 }
+"""
 
+HLO = HEADER + """
 %inner_body (p.1: (s32[], bf16[64,128])) -> (s32[], bf16[64,128]) {
   %p.1 = (s32[], bf16[64,128]{1,0}) parameter(0)
   %g.1 = bf16[64,128]{1,0} get-tuple-element(%p.1), index=1
@@ -90,15 +93,7 @@ def test_collectives_are_counted_per_run_through_loops_and_branches():
 
 
 # A 2 x 4 mesh (data, fsdp): partition id = 4 * data + fsdp.
-MESH_HLO = """\
-HloModule jit_step, entry_computation_layout={(f32[8,128]{1,0})->f32[]}
-
-%add.clone (x.2: f32[], y.1: f32[]) -> f32[] {
-  %x.2 = f32[] parameter(0)
-  %y.1 = f32[] parameter(1)
-  ROOT %add.3 = f32[] add(%x.2, %y.1)
-}
-
+MESH_HLO = HEADER + """
 %fused_round (f.1: f32[16,8]) -> f32[16,8] {
   %f.1 = f32[16,8]{1,0} parameter(0)
   %convert.1 = bf16[16,8]{1,0} convert(%f.1)

@@ -310,3 +310,45 @@ def test_cli_resume_past_a_corrupt_checkpoint_warns_once_quietly(tiny_suite_dir,
   with open(os.path.join(workdir, "final_eval.json")) as f:
     assert json.load(f)["final_eval_loss"] == pytest.approx(
         tiny_run[1]["final_eval_loss"], rel=1e-6)
+
+
+def test_training_compiles_into_the_workdirs_cache(tiny_suite_dir, tmp_path, monkeypatch):
+  """train() points JAX's persistent compilation cache at WORKDIR/jax_cache
+  (tests/test_run_setup.py checks the cache itself)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  seen = []
+
+  class Stop(Exception):
+    pass
+
+  def set_up(c, workdir):
+    del c, workdir
+    seen.append(jax.config.jax_compilation_cache_dir)
+    raise Stop
+  monkeypatch.setattr(train_lib, "set_up", set_up)
+  with pytest.raises(Stop):
+    train_lib.train(_config(tiny_suite_dir), str(tmp_path))
+  c = _config(tiny_suite_dir)
+  c.train.compilation_cache = False
+  with pytest.raises(Stop):
+    train_lib.train(c, str(tmp_path))
+  assert seen == [os.path.join(str(tmp_path), "jax_cache"), None]
+  assert jax.config.jax_compilation_cache_dir is None
+  assert not os.path.exists(os.path.join(str(tmp_path), "train.lock"))
+
+
+def test_no_cross_process_agreement_per_step(tiny_suite_dir, tmp_path, monkeypatch):
+  """The end of the data and stop requests are agreed inside the step
+  (step.py's signals): the host asks all processes only once, for the
+  workdir lock, however many steps run."""
+  from spectrax.parallel import distributed  # pylint: disable=g-import-not-at-top
+  calls = []
+  real = distributed.all_processes
+
+  def counted(flag):
+    calls.append(flag)
+    return real(flag)
+  monkeypatch.setattr(distributed, "all_processes", counted)
+  c = _config(tiny_suite_dir, num_steps=5, eval_every=0, log_every=5, checkpoint_every=5)
+  assert train_lib.train(c, str(tmp_path))["step"] == 5
+  assert calls == [True]

@@ -121,3 +121,40 @@ def test_step_timer():
   assert timer.summary() == {"step_time_s": 3.0, "data_wait_s": 0.5, "data_wait_fraction": 1 / 6}
   timer.lap()  # 10.0: a step with no wait
   assert timer.summary() == {"step_time_s": 4.0, "data_wait_s": 0.0, "data_wait_fraction": 0.0}
+
+
+def test_an_epath_workdir(tmp_path):
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  with MetricsWriter(epath.Path(tmp_path) / "run") as writer:
+    writer.write(1, {"loss": 2.0})
+    writer.write(2, {"loss": 1.0})
+    assert writer.truncate_after(1) == 1
+    writer.write(2, {"loss": 0.5})
+  assert [(r["step"], r["loss"]) for r in read_jsonl(tmp_path / "run")] == [(1, 2.0), (2, 0.5)]
+  assert scalars(read_events(tmp_path / "run"))[-1] == ("loss", 2, 0.5)
+
+
+def test_a_bucket_workdir_uploads_the_whole_file(memory_bucket, caplog):
+  """gs:// objects cannot be appended to: the JSONL is uploaded whole, at
+  most every flush_secs and on close; a resumed writer truncates it."""
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  workdir = f"{memory_bucket}/run"
+  remote = epath.Path(workdir) / "metrics.jsonl"
+
+  def steps():
+    return [json.loads(line)["step"] for line in remote.read_text().splitlines()]
+
+  writer = MetricsWriter(workdir, flush_secs=3600)
+  writer.write(1, {"loss": 2.0})
+  writer.write(2, {"loss": 1.0})
+  assert not remote.exists()  # not yet: within flush_secs
+  writer.close()
+  assert steps() == [1, 2]
+  assert any("google-cloud-storage" in r.getMessage() for r in caplog.records)
+  writer = MetricsWriter(workdir, flush_secs=0)
+  assert writer.truncate_after(1) == 1 and steps() == [1]
+  writer.write(2, {"loss": 0.5})
+  assert steps() == [1, 2]  # flush_secs=0: every record
+  writer.close()
+  with pytest.raises(ValueError, match="is closed"):
+    writer.write(3, {"loss": 0.1})

@@ -91,7 +91,7 @@ def test_the_trainer_writes_this_layout(tiny_run):
     assert json.load(f) == tiny_run[1]
   expected = {run_dir_lib.CHECKPOINTS_DIR, run_dir_lib.RUN_FILE, run_dir_lib.CONFIG_FILE,
               run_dir_lib.TOKENIZER_DIR, run_dir_lib.METRICS_FILE, run_dir_lib.FIRST_EVAL_FILE,
-              run_dir_lib.FINAL_EVAL_FILE}
+              run_dir_lib.FINAL_EVAL_FILE, run_dir_lib.COMPILATION_CACHE_DIR}
   others = set(os.listdir(workdir)) - expected
   assert all(name.startswith("events.out.tfevents") for name in others), others
 
@@ -124,3 +124,52 @@ def test_restart_may_change_only_runtime_fields(tmp_path):
                      rf"model \(hidden_size: {cfg.hidden_size} in the run, "
                      rf"{cfg.hidden_size * 2} now; .*Nothing was changed"):
     run.check_resumable(other)
+
+
+def test_an_epath_run_directory_and_write_atomic(tmp_path):
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  run = RunDir(epath.Path(tmp_path) / "run")
+  assert run.path == str(tmp_path / "run") and run.name == "run"
+  os.makedirs(run.path)
+  run.write_run_info(_info())
+  assert run.read_run_info() == _info()
+  run_dir_lib.write_atomic(epath.Path(run.config_file), "{}")
+  assert sorted(os.listdir(run.path)) == ["config.json", "run.json"]
+  assert run.relative(os.path.join(run.tokenizer_dir, "x.model")) == os.path.join(
+      "tokenizer", "x.model")
+  assert RunDir("runs/r/").relative("runs/r/tokenizer") == "tokenizer"
+
+
+def test_a_run_directory_in_a_bucket(memory_bucket):
+  """gs:// through etils.epath (no gcsfuse): one object write per file."""
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  run = RunDir(f"{memory_bucket}/runs/x")
+  assert run.run_file == f"{memory_bucket}/runs/x/run.json" and run.name == "x"
+  assert not run_dir_lib.is_local(run.path) and run_dir_lib.is_local("runs/x")
+  with pytest.raises(RunDirError, match="run.json not found"):
+    run.read_run_info()
+  run.write_run_info(_info())
+  assert run.read_run_info() == _info()
+  assert json.loads(epath.Path(run.run_file).read_text())["template"] == "gemma"
+  assert not run.has_checkpoints()
+  (epath.Path(run.checkpoints) / "8").mkdir(parents=True)
+  (epath.Path(run.checkpoints) / "8" / "state").write_text("x")
+  assert run.has_checkpoints()
+  assert run.relative(f"{run.tokenizer_dir}/t.model") == "tokenizer/t.model"
+
+
+def test_require_storage_names_the_package_a_bucket_needs(memory_bucket, monkeypatch):
+  """Local paths and reachable buckets pass; an unknown scheme and a
+  missing backend package are a RunDirError naming the fix."""
+  import fsspec  # pylint: disable=g-import-not-at-top
+  run_dir_lib.require_storage("runs/x")
+  run_dir_lib.require_storage(f"{memory_bucket}/runs/x")  # gs:// served from memory
+  monkeypatch.setattr(run_dir_lib.importlib.util, "find_spec", lambda name: None)
+  with pytest.raises(RunDirError, match=r"nope://x/y: .*use a local path"):
+    run_dir_lib.require_storage("nope://x/y")
+
+  def missing(protocol):
+    raise ImportError(f"Please install s3fs to access {protocol}")
+  monkeypatch.setattr(fsspec, "get_filesystem_class", missing)
+  with pytest.raises(RunDirError, match=r"s3://b/r: .*pip install s3fs"):
+    run_dir_lib.require_storage("s3://b/r")

@@ -134,3 +134,95 @@ def test_nonfinite_step_is_skipped_when_configured():
   assert not bool(m["finite"])
   for a, b in zip(jax.tree.leaves(state["params"]), before):
     np.testing.assert_array_equal(np.asarray(a), b)
+
+
+def test_clipping_with_the_steps_norm_equals_optax_clip_by_global_norm():
+  """The step's one gradient norm, given to the chain, clips as optax's own
+  `clip_by_global_norm` does: norms above and below the threshold, a zero
+  gradient (no division) and a NaN one; the state tree is optax's."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  cfg = OptimizerConfig(learning_rate=1e-2, weight_decay=0.1, grad_clip_norm=1.0)
+  ours, schedule = make_optimizer(cfg, 10)
+  reference = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm),
+                          optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
+                                      weight_decay=cfg.weight_decay))
+  rng = np.random.default_rng(0)
+  params = {"w": jnp.asarray(rng.normal(size=(4, 3)), jnp.float32),
+            "b": jnp.asarray(rng.normal(size=(3,)), jnp.float32)}
+  assert (jax.tree.structure(ours.init(params))
+          == jax.tree.structure(reference.init(params)))  # checkpoints keep their layout
+
+  @jax.jit
+  def both(grads, s_ours, s_ref):
+    norm = optax.tree.norm(grads)
+    u_ours, s_ours = ours.update(grads, s_ours, params, grad_norm=norm)
+    u_ref, s_ref = reference.update(grads, s_ref, params)
+    return u_ours, s_ours, u_ref, s_ref
+
+  s_ours, s_ref = ours.init(params), reference.init(params)
+  for scale in (10.0, 0.01, 0.0, 3.0, float("nan")):
+    grads = jax.tree.map(lambda p: p * scale + scale, params)
+    u_ours, s_ours, u_ref, s_ref = both(grads, s_ours, s_ref)
+    for a, b in zip(jax.tree.leaves((u_ours, s_ours)), jax.tree.leaves((u_ref, s_ref))):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=0)
+  assert np.isnan(np.asarray(u_ours["w"])).all()  # a NaN norm is not hidden
+  # Without the step's norm it computes its own, as optax does.
+  grads = jax.tree.map(lambda p: p * 5.0, params)
+  alone, _ = ours.update(grads, ours.init(params), params)
+  ref, _ = reference.update(grads, reference.init(params), params)
+  for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(ref)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=0)
+
+
+def test_the_step_reduces_over_the_gradients_once():
+  """One global gradient norm per step: the metric's and the clipping's are
+  the same reduction (a scalar square root in the compiled program; on a
+  sharded mesh XLA does not merge two)."""
+  import re  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from spectrax.training.step import BATCH_KEYS  # pylint: disable=g-import-not-at-top
+  mesh = sharding.make_mesh({"data": 1, "fsdp": 2, "tensor": 1}, devices=jax.devices()[:2])
+  opt, _ = make_optimizer(OptimizerConfig(grad_clip_norm=1.0), 10)
+  trainer = Trainer(CFG, opt, mesh, sharding.DEFAULT_RULES)
+  batch = {k: jax.ShapeDtypeStruct((B, L), jnp.float32 if k == "loss_mask" else jnp.int32,
+                                   sharding=trainer.batch_sharding) for k in BATCH_KEYS}
+  hlo = trainer.step_fn().lower(trainer.abstract_state(), batch).compile().as_text()
+  assert len(re.findall(r"= f32\[\] sqrt\(", hlo)) == 1
+
+
+def test_signals_are_agreed_in_the_step_and_a_drained_step_changes_nothing():
+  """Each process's signals enter the step; "stop" is any process's, and
+  "drained" (every process's data ran out) leaves the state bit for bit."""
+  mesh = sharding.make_mesh({"data": 2, "fsdp": 2, "tensor": 1}, devices=jax.devices()[:4])
+  opt, _ = make_optimizer(OptimizerConfig(learning_rate=1e-2), 10)
+  trainer = Trainer(CFG, opt, mesh, sharding.DEFAULT_RULES)
+  state = trainer.init_state(nnx.state(init_model(CFG, mesh=mesh, seed=0), nnx.Param))
+  step = trainer.step_fn()
+  copy = lambda s: jax.tree.map(np.asarray, s)  # noqa: E731  (the step donates its state)
+
+  def signals(rows):  # as several processes would give them: some rows each
+    return jax.device_put(np.asarray(rows, np.int32), trainer.signals_sharding)
+
+  state, m = step(state, _batch(0))  # no signals: none drained, none stopping
+  assert not bool(m["drained"]) and not bool(m["stop"])
+  assert int(state["step"]) == 1
+  some = [[1, 0]] * 4 + [[0, 1]] + [[0, 0]] * 3  # half drained, one row stopping
+  after_one = copy(state)
+  state, m = step(state, _batch(1), signals(some))
+  assert not bool(m["drained"]) and bool(m["stop"])
+  assert int(state["step"]) == 2
+  assert any(not np.array_equal(a, b) for a, b in
+             zip(jax.tree.leaves(after_one["params"]), jax.tree.leaves(copy(state)["params"])))
+  settled = copy(state)
+  empty = {k: np.zeros_like(v) for k, v in _batch(2).items()}
+  state, m = step(state, empty, trainer.signals(B, drained=True))
+  assert bool(m["drained"]) and not bool(m["stop"])
+  for a, b in zip(jax.tree.leaves(copy(state)), jax.tree.leaves(settled)):
+    np.testing.assert_array_equal(a, b)
+  # The same all-padding batch without the signal is an ordinary step: Adam's
+  # moments move the weights even with zero gradients.
+  state, _ = step(state, empty)
+  assert int(state["step"]) == 3
+  assert any(not np.array_equal(a, b) for a, b in
+             zip(jax.tree.leaves(copy(state)["params"]), jax.tree.leaves(settled["params"])))

@@ -216,3 +216,49 @@ def test_snapshot_of_an_hf_directory_leaves_weights(tmp_path):
   assert sorted(os.listdir(copy)) == ["config.json", "tokenizer.json",
                                       "tokenizer_config.json"]
   assert load_tokenizer(copy).encode("coin Tails") == [6, 5]
+
+
+def test_snapshot_replaces_the_copy_whole_or_not_at_all(tmp_path, monkeypatch):
+  """A crash while copying leaves the previous copy as it was; a finished
+  snapshot holds exactly the new files; the same files are not rewritten."""
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  old, new = tmp_path / "old", tmp_path / "new"
+  old.mkdir()
+  new.mkdir()
+  (old / "tokenizer.json").write_text("old")
+  (old / "vocab.txt").write_text("old vocab")
+  (new / "tokenizer.json").write_text("new")
+  (new / "merges.txt").write_text("new merges")
+  dest = tmp_path / "run" / "tokenizer"
+  assert snapshot_tokenizer(epath.Path(old), epath.Path(dest)) == str(dest)
+
+  def contents():
+    return {p.name: p.read_text() for p in dest.iterdir()}
+  assert contents() == {"tokenizer.json": "old", "vocab.txt": "old vocab"}
+  inode = os.stat(dest / "tokenizer.json").st_ino
+  snapshot_tokenizer(str(old), str(dest))  # the same files: left alone
+  assert os.stat(dest / "tokenizer.json").st_ino == inode
+
+  real_fsync, calls = os.fsync, []
+
+  def crash_on_the_second_file(fd):
+    calls.append(fd)
+    if len(calls) == 2:
+      raise OSError("disk full")
+    real_fsync(fd)
+  monkeypatch.setattr(os, "fsync", crash_on_the_second_file)
+  with pytest.raises(OSError, match="disk full"):
+    snapshot_tokenizer(str(new), str(dest))
+  monkeypatch.setattr(os, "fsync", real_fsync)
+  assert contents() == {"tokenizer.json": "old", "vocab.txt": "old vocab"}
+  snapshot_tokenizer(str(new), str(dest))  # also clears the crash's leftovers
+  assert contents() == {"tokenizer.json": "new", "merges.txt": "new merges"}
+  assert sorted(os.listdir(dest.parent)) == ["tokenizer"]
+
+
+def test_snapshot_into_a_bucket(tmp_path, memory_bucket):
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  (tmp_path / "t.model").write_bytes(b"model bytes")
+  dest = f"{memory_bucket}/run/tokenizer"
+  assert snapshot_tokenizer(str(tmp_path / "t.model"), dest) == f"{dest}/t.model"
+  assert epath.Path(dest, "t.model").read_bytes() == b"model bytes"

@@ -51,3 +51,16 @@ def test_unreadable_lock_is_not_guessed_stale(tmp_path):
   (tmp_path / LOCK_FILE).write_text("{")
   with pytest.raises(WorkdirLockedError, match="holder unknown"):
     WorkdirLock(str(tmp_path)).acquire()
+
+
+def test_a_lock_in_a_bucket(memory_bucket):
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  workdir = f"{memory_bucket}/run"
+  lock = WorkdirLock(workdir)
+  lock.acquire()
+  holder = json.loads(epath.Path(workdir, LOCK_FILE).read_text())
+  assert holder["host"] == socket.gethostname() and holder["pid"] == os.getpid()
+  with pytest.raises(WorkdirLockedError, match=rf"{workdir} is in use .*pid {os.getpid()}"):
+    WorkdirLock(workdir).acquire()
+  lock.release()
+  assert not epath.Path(workdir, LOCK_FILE).exists()

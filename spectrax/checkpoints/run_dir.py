@@ -11,16 +11,24 @@
     DIR/first_eval.json     held-out loss before the first step
     DIR/final_eval.json     the summary of a finished run
     DIR/train.lock          while a training runs: its host, pid, start time
+    DIR/jax_cache/          JAX's compiled programs, reused by a restart
 
 The trainer writes it and `spectrax.load_model` reads it; both go through
 `RunDir`, so a renamed file cannot leave the two disagreeing.
+
+DIR may be a local path or a bucket URL (`gs://bucket/runs/x`): every file
+goes through `etils.epath` (as orbax's checkpoints do), so a run writes to
+Cloud Storage without gcsfuse. Paths stay strings (`RunDir.path`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
+
+from etils import epath
 
 from spectrax.models.config import ModelConfig
 
@@ -31,15 +39,27 @@ TOKENIZER_DIR = "tokenizer"
 METRICS_FILE = "metrics.jsonl"
 FIRST_EVAL_FILE = "first_eval.json"
 FINAL_EVAL_FILE = "final_eval.json"
+COMPILATION_CACHE_DIR = "jax_cache"  # the launch scripts' name too
 
 
 # ModelConfig fields a restart may change: they do not change the arrays.
 RUNTIME_FIELDS = ("dtype", "attention_backend", "remat_policy")
 
 
-def write_atomic(path: str, text: str) -> None:
-  """Writes `text` to `path` through a temporary file and a rename, so
-  readers see the old file or the new one, never half of one."""
+def is_local(path: str | os.PathLike) -> bool:
+  """Whether `path` is on this machine's filesystem (not `gs://...`)."""
+  return "://" not in os.fspath(path)
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+  """Writes `text` to `path` so readers see the old file or the new one,
+  never half of one: locally a temporary file, fsync and a rename; in a
+  bucket one object upload, which is atomic already (GCS and S3 show an
+  object only once it is complete)."""
+  if not is_local(path):
+    epath.Path(path).write_text(text, encoding="utf-8")
+    return
+  path = os.fspath(path)
   tmp = f"{path}.tmp.{os.getpid()}"
   with open(tmp, "w", encoding="utf-8") as f:
     f.write(text)
@@ -50,6 +70,26 @@ def write_atomic(path: str, text: str) -> None:
 
 class RunDirError(ValueError):
   """A run directory is missing, or its run.json is unreadable."""
+
+
+def require_storage(path: str | os.PathLike) -> None:
+  """A RunDirError naming the package to install when `path` is a bucket
+  URL that `etils.epath` has no backend for here (`gs://` needs gcsfs, or
+  TensorFlow's gfile; `s3://` s3fs), before a run writes anything."""
+  path = os.fspath(path)
+  if is_local(path) or importlib.util.find_spec("tensorflow") is not None:
+    return
+  scheme = path.split("://", 1)[0]
+  try:
+    import fsspec  # etils.epath's backend without TensorFlow
+    fsspec.get_filesystem_class(scheme)
+  except (ImportError, ValueError) as e:
+    package = {"gs": "gcsfs", "s3": "s3fs", "az": "adlfs"}.get(scheme)
+    fix = (f"install {package} (`pip install {package}`)" if package
+           else "use a local path or a gs:// bucket")
+    raise RunDirError(f"{path}: this Python cannot open {scheme}:// paths ({e}); "
+                      f"{fix}, or mount the bucket and pass its local path."
+                      ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +114,12 @@ class RunInfo:
 
 @dataclasses.dataclass(frozen=True)
 class RunDir:
-  """Paths inside one run directory (`path`, relative or absolute)."""
+  """Paths inside one run directory (`path`: relative, absolute or a bucket
+  URL; an `epath.Path` or other path-like is kept as its string)."""
   path: str
+
+  def __post_init__(self):
+    object.__setattr__(self, "path", os.fspath(self.path))
 
   @property
   def name(self) -> str:
@@ -109,6 +153,14 @@ class RunDir:
   def final_eval_file(self) -> str:
     return os.path.join(self.path, FINAL_EVAL_FILE)
 
+  @property
+  def compilation_cache(self) -> str:
+    return os.path.join(self.path, COMPILATION_CACHE_DIR)
+
+  def relative(self, path: str) -> str:
+    """`path` (inside the run directory) relative to it."""
+    return str(epath.Path(path).relative_to(epath.Path(self.path)))
+
   def tokenizer_path(self, info: RunInfo) -> str:
     """The run's tokenizer: its own copy moves with the directory."""
     return os.path.join(self.path, info.tokenizer)
@@ -124,19 +176,20 @@ class RunDir:
   def has_checkpoints(self) -> bool:
     """Whether any finalized checkpoint step exists (a digits-only name;
     orbax's unfinished saves are `<step>.orbax-checkpoint-tmp*`)."""
-    return os.path.isdir(self.checkpoints) and any(
-        n.isdigit() for n in os.listdir(self.checkpoints))
+    checkpoints = epath.Path(self.checkpoints)
+    return checkpoints.is_dir() and any(
+        p.name.isdigit() for p in checkpoints.iterdir())
 
   def read_run_info(self) -> RunInfo:
     """run.json, or a RunDirError that names the file and the fix."""
-    if not os.path.exists(self.run_file):
+    run_file = epath.Path(self.run_file)
+    if not run_file.exists():
       raise RunDirError(
           f"{self.run_file} not found: {self.path} is not a spectrax training "
           "run directory. Pass the --workdir of a `python -m spectrax.train` "
           "run, or an HF model directory as --hf_checkpoint.")
     try:
-      with open(self.run_file) as f:
-        raw = json.load(f)
+      raw = json.loads(run_file.read_text())
     except json.JSONDecodeError as e:
       raise self._damaged(f"is not valid JSON ({e})") from e
     fields = [f.name for f in dataclasses.fields(RunInfo)

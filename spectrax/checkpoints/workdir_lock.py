@@ -7,6 +7,11 @@ lock left by a process that died without releasing it (kill -9, a crash of
 the machine) is taken over with a warning when it is from this host and its
 pid is gone; from another host we cannot tell, so the message says how to
 remove it. Readers (scoring, evaluation, export) never take the lock.
+
+In a bucket (`gs://...`) the lock is one object, written only when none
+exists: two trainings starting in the same instant could both see none
+(object stores offer create-if-absent, but not through `etils.epath`), so
+there it guards against the common mistake, a second run started later.
 """
 
 from __future__ import annotations
@@ -16,6 +21,10 @@ import json
 import logging
 import os
 import socket
+
+from etils import epath
+
+from spectrax.checkpoints.run_dir import is_local
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +48,14 @@ def _alive(pid: int) -> bool:
 class WorkdirLock:
   """The lock of one run directory; `acquire` then `release` (or `with`)."""
 
-  def __init__(self, workdir: str):
-    self.path = os.path.join(workdir, LOCK_FILE)
+  def __init__(self, workdir: str | os.PathLike):
+    self.path = os.path.join(os.fspath(workdir), LOCK_FILE)
     self.held = False
 
   def _holder(self) -> dict | None:
     """The lock file's contents; {} when unreadable; None when absent."""
     try:
-      with open(self.path) as f:
-        holder = json.load(f)
+      holder = json.loads(epath.Path(self.path).read_text())
       return holder if isinstance(holder, dict) else {}
     except FileNotFoundError:
       return None
@@ -60,6 +68,12 @@ class WorkdirLock:
     me = {"host": socket.gethostname(), "pid": os.getpid(),
           "started": datetime.datetime.now().astimezone().isoformat(
               timespec="seconds")}
+    if not is_local(self.path):  # One object: complete or absent.
+      lock = epath.Path(self.path)
+      if lock.exists():
+        return False
+      lock.write_text(json.dumps(me))
+      return True
     tmp = f"{self.path}.{me['host']}.{me['pid']}.tmp"
     with open(tmp, "w") as f:
       json.dump(me, f)
@@ -84,7 +98,7 @@ class WorkdirLock:
         log.warning("taking over the lock %s of a training that is gone "
                     "(%s); resuming its run", self.path, _describe(holder))
         try:
-          os.remove(self.path)
+          epath.Path(self.path).unlink()
         except FileNotFoundError:
           pass
         continue
@@ -109,7 +123,7 @@ class WorkdirLock:
     if self.held:
       holder = self._holder() or {}
       if holder.get("pid") == os.getpid():
-        os.remove(self.path)
+        epath.Path(self.path).unlink()
       self.held = False
 
   def __enter__(self) -> "WorkdirLock":

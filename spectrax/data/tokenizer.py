@@ -288,23 +288,60 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".
 _MAX_TOKENIZER_FILE = 64 << 20
 
 
-def snapshot_tokenizer(path: str, dest: str) -> str:
+def snapshot_tokenizer(path: str | os.PathLike, dest: str | os.PathLike) -> str:
   """Copies a tokenizer (a `.model` file, or an HF directory's tokenizer files
-  without its weights) into `dest`, so a run directory is self-contained.
+  without its weights) into the directory `dest`, so a run directory is
+  self-contained; `dest` then holds exactly that copy.
+
+  On a local disk the files are written (and fsynced) into a temporary
+  directory next to `dest`, which then replaces `dest` by renames: a crash
+  leaves the old copy or the new one, never half of one (or, in the instant
+  between the two renames, none, which the next start writes). A `dest` that
+  holds the same files already is left alone. Either side may be a bucket
+  (`gs://...`, through `etils.epath`); there each file is one atomic object
+  write, but a set of objects cannot be swapped at once.
 
   Returns:
     The copy's path, as `load_tokenizer` takes it.
   """
   # pylint: disable-next=g-import-not-at-top
   import shutil
-  os.makedirs(dest, exist_ok=True)
-  if os.path.isfile(path):
-    target = os.path.join(dest, os.path.basename(path))
-    shutil.copyfile(path, target)
-    return target
-  for name in sorted(os.listdir(path)):
-    src = os.path.join(path, name)
-    if (os.path.isfile(src) and not name.endswith(_WEIGHT_SUFFIXES)
-        and not name.endswith(".index.json") and os.path.getsize(src) <= _MAX_TOKENIZER_FILE):
-      shutil.copyfile(src, os.path.join(dest, name))
-  return dest
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  src, dest = epath.Path(path), epath.Path(dest)
+  if src.is_file():
+    files = {src.name: src}
+    copy = os.fspath(dest / src.name)
+  else:
+    files = {f.name: f for f in sorted(src.iterdir())
+             if f.is_file() and not f.name.endswith(_WEIGHT_SUFFIXES)
+             and not f.name.endswith(".index.json")
+             and f.stat().length <= _MAX_TOKENIZER_FILE}
+    copy = os.fspath(dest)
+  contents = {name: f.read_bytes() for name, f in files.items()}
+  if dest.is_dir() and sorted(f.name for f in dest.iterdir()) == sorted(contents) and all(
+      (dest / name).read_bytes() == data for name, data in contents.items()):
+    return copy
+  if "://" in os.fspath(dest):
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, data in contents.items():
+      (dest / name).write_bytes(data)
+    return copy
+  parent, name = os.path.dirname(os.path.abspath(dest)), dest.name
+  os.makedirs(parent, exist_ok=True)
+  for left in os.listdir(parent):  # A crash's leftovers (one training per workdir).
+    if left.startswith((f"{name}.tmp.", f"{name}.old.")):
+      shutil.rmtree(os.path.join(parent, left))
+  tmp = os.path.join(parent, f"{name}.tmp.{os.getpid()}")
+  os.mkdir(tmp)
+  for file_name, data in contents.items():
+    with open(os.path.join(tmp, file_name), "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+  old = os.path.join(parent, f"{name}.old.{os.getpid()}")
+  if dest.exists():
+    os.replace(dest, old)
+  os.replace(tmp, dest)
+  if os.path.exists(old):
+    shutil.rmtree(old)
+  return copy

@@ -7,22 +7,45 @@ a few named steps: `set_up` (suite, data, run directory, mesh; run_setup.py),
 (a last checkpoint, the final evaluation, the summary files). Restarting
 with the same workdir resumes from its latest checkpoint and continues
 exactly. The run directory's layout is `spectrax.checkpoints.run_dir`.
+
+Several processes agree on whether to go on without a collective of the
+host's per step (one would wait for the device to finish the step, and
+serialise every host with it). Each step takes every process's signals
+(`Trainer.signals`: "my data ran out", "I was asked to stop") and returns
+their agreement as metrics "drained" (all ran out) and "stop" (any asked);
+the loop reads them with the step's finiteness once the next step is
+queued, or at once on a step that logs, evaluates or saves (those wait for
+the step anyway). Every process reads the same step's agreement at the same
+point, so all take the same decision at the same step:
+
+- stop (SIGTERM on any host): a checkpoint of the step at which the loop
+  read it (that step or the next), then exit, as `stop_after` does; JAX's
+  preemption sync point (Cloud TPU maintenance) is asked every step too: a
+  local call, consistent across hosts (preemption.py);
+- the end of the data: a process that ran out sends empty rows; the first
+  step on which all had run out changes nothing (step.py), nor does the one
+  queued after it before the loop knew; the run ends at the step before,
+  with the same state, checkpoint and logs as one process reading the same
+  data shards (which stops as soon as its iterator ends).
+
+Once a run (start, restore, write access) and at log steps (the throughput
+window's counters) the hosts still exchange small host arrays.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 
 from absl import logging
+from etils import epath
 import jax
 import tqdm
 from flax import nnx
 
-from spectrax.checkpoints.run_dir import write_atomic
+from spectrax.checkpoints.run_dir import require_storage, write_atomic
 from spectrax.checkpoints.state_tree import flatten_state, unflatten_state
 from spectrax.checkpoints.training_state import Checkpointer
 from spectrax.checkpoints.workdir_lock import WorkdirLock, WorkdirLockedError
@@ -35,7 +58,8 @@ from spectrax.training import in_training_eval
 from spectrax.training import lora_run, run_config
 from spectrax.training.metrics_log import MetricsWriter, Progress, StepTimer
 from spectrax.training.preemption import PreemptionGuard
-from spectrax.training.run_setup import RunSetup, say, set_up, write_run_files
+from spectrax.training.run_setup import (RunSetup, compilation_cache, say, set_up,
+                                         write_run_files)
 from spectrax.training.step import BATCH_KEYS, Trainer, make_optimizer
 from spectrax.training.throughput import ThroughputWindow, peak_flops_total
 
@@ -53,10 +77,12 @@ def evaluate(eval_fn, params, c, tokenizer, sharding_, batches: int) -> float:
   rows = cfg.batch_size // jax.process_count()
   for _ in range(batches):
     batch = next(it, None)
-    # Every process runs the same steps: a drained one sends empty rows.
-    if distributed.all_processes(batch is None):
-      break
     if batch is None:
+      if jax.process_count() == 1:
+        break
+      # Every process runs all `batches` steps (agreeing to stop early would
+      # be a collective per batch); a drained one sends empty rows, which
+      # add nothing to the sums.
       batch = empty_batch(rows, cfg.seq_len)
     n, k = eval_fn(params, make_global_batch(
         {k: batch[k] for k in BATCH_KEYS}, sharding_))
@@ -126,12 +152,14 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
   running again continues it. For job queues with time limits, and tests.
   """
   run_config.validate(c)
+  require_storage(workdir)
   stop_after = stop_after or c.train.get("stop_after", 0) or None
-  with _hold_workdir(workdir):
+  with _hold_workdir(workdir), compilation_cache(c, workdir):
     run = _Run(c, set_up(c, workdir))
     with PreemptionGuard() as guard:
-      while run.step < run.num_steps and run.train_step():
-        if guard.should_stop(run.step) or run.step == stop_after:
+      while run.step < run.num_steps and run.train_step(stop=guard.requested):
+        if (guard.should_stop(run.step, agreed=run.stop_agreed)
+            or run.step == stop_after):
           run.stop_early()
           break
     return run.finish()
@@ -141,7 +169,7 @@ def train(c, workdir: str, *, stop_after: int | None = None) -> dict:
 def _hold_workdir(workdir: str):
   """Process 0 locks the run directory for the whole run; when it cannot,
   every process stops (agreed, so none is left waiting in a collective)."""
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   lock = WorkdirLock(workdir)
   error = None
   if distributed.is_primary():
@@ -196,8 +224,11 @@ class _Run:
                                    peak_flops_total(c.train.peak_flops_per_device),
                                    lora=self.trainer.lora)
     self.progress = Progress(self.num_steps, self.step, is_primary=self.primary)
-    self.pending = None  # (step, metrics) of the previous step: checked late.
+    self.pending = None  # (step, metrics) of the previous step: read late.
     self.skipped = 0
+    self.drained = False  # This process's data ran out (several processes).
+    self.stop_agreed = False  # A step said some process was asked to stop.
+    self.data_ended = False  # A step said every process's data ran out.
 
   def _restore_or_init(self) -> tuple[dict, int]:
     """The train state and its step: the latest checkpoint's, else fresh.
@@ -246,8 +277,8 @@ class _Run:
     self.writer.write(self.step, {"eval_loss": final})
     first = self.first_eval
     if first is None:  # Resumed: the first evaluation was written earlier.
-      with open(self.setup.run_dir.first_eval_file) as f:
-        first = json.load(f)["eval_loss"]
+      text = epath.Path(self.setup.run_dir.first_eval_file).read_text()
+      first = json.loads(text)["eval_loss"]
     summary.update(first_eval_loss=first, final_eval_loss=final)
     say(f"held-out loss on test-split episodes: {first:.4f} at the start "
         f"-> {final:.4f} after {self.step} steps")
@@ -256,8 +287,12 @@ class _Run:
 
   # -- the loop body ---------------------------------------------------------
 
-  def train_step(self) -> bool:
-    """Data, update, log, evaluate, checkpoint; False when data ran out."""
+  def train_step(self, stop: bool = False) -> bool:
+    """Data, update, log, evaluate, checkpoint; False when data ran out.
+
+    `stop`: this process was asked to stop; the step tells every process
+    (`stop_agreed`, read a step late).
+    """
     batch = self._next_batch()
     if batch is None:
       say(f"data exhausted after step {self.step}")
@@ -265,28 +300,56 @@ class _Run:
     self.window.add(batch["segment_ids"])
     global_batch = make_global_batch({k: batch[k] for k in BATCH_KEYS},
                                      self.trainer.batch_sharding)
-    self.state, metrics = self.step_fn(self.state, global_batch)
+    signals = self.trainer.signals(self.setup.data_cfg.batch_size,
+                                   drained=self.drained, stop=stop)
+    self.state, metrics = self.step_fn(self.state, global_batch, signals)
     self.step += 1
-    # A step's metrics are read once the next step is queued, so the host
-    # never stalls the device, except on log steps.
-    if self.pending is not None:
-      self.skipped += self._check_finite(*self.pending)
-    self.pending = (self.step, metrics)
-    if self.step % self.c.train.log_every == 0 or self.step == self.num_steps:
+    c = self.c.train
+    log = self.step % c.log_every == 0 or self.step == self.num_steps
+    evaluate = (c.eval_every and self.step % c.eval_every == 0
+                and self.step < self.num_steps)
+    suites = self.suites is not None and (self.step % c.eval_suites_every == 0
+                                          or self.step == self.num_steps)
+    recorded = log or evaluate or suites or self.step % c.checkpoint_every == 0
+    # A step's outputs are read once the next step is queued, so the host
+    # never stalls the device; a step that logs, evaluates or saves is read
+    # at once, before anything records it (those wait for it anyway).
+    self._settle()
+    if not self.data_ended:
+      self.pending = (self.step, metrics)
+      if recorded:
+        self._settle()
+    if self.data_ended:
+      say(f"data exhausted after step {self.step}")
+      return False
+    if log:
       self._log(metrics)
     else:
       self.timer.lap()
-    eval_every = self.c.train.eval_every
     # Evaluation and checkpoint time is left out of tokens/s and MFU.
     with self.window.paused():
-      if eval_every and self.step % eval_every == 0 and self.step < self.num_steps:
+      if evaluate:
         self.writer.write(self.step, {"eval_loss": self._eval_loss()})
-      every = self.c.train.eval_suites_every
-      if self.suites is not None and (self.step % every == 0 or
-                                      self.step == self.num_steps):
+      if suites:
         self._evaluate_suites()
       self.save()
     return True
+
+  def _settle(self) -> None:
+    """Reads the pending step's outputs: finiteness and what all processes
+    agreed (data ran out everywhere, someone was asked to stop)."""
+    if self.pending is None:
+      return
+    step, metrics = self.pending
+    self.pending = None
+    flags = jax.device_get({k: metrics[k] for k in ("finite", "drained", "stop")})
+    if flags["drained"]:
+      # That step, and one queued after it, left the state as it was: the
+      # run ends at the step before, as one process reading the same data.
+      self.step, self.data_ended = step - 1, True
+      return
+    self.skipped += self._check_finite(step, metrics, finite=bool(flags["finite"]))
+    self.stop_agreed = self.stop_agreed or bool(flags["stop"])
 
   # -- the paper's numbers during training (in_training_eval.py) ------------
 
@@ -321,23 +384,25 @@ class _Run:
       sys.stdout.flush()
 
   def _next_batch(self) -> dict | None:
-    """This process's rows; None once every process has run out."""
-    with self.timer.data_wait():
-      batch = next(self.data_iter, None)
-    # Until every process has run out, a drained one sends empty rows, so
-    # all processes run the same steps.
-    if distributed.all_processes(batch is None):
-      return None
-    if batch is None:
-      rows = self.setup.data_cfg.batch_size // jax.process_count()
-      batch = empty_batch(rows, self.setup.data_cfg.seq_len)
-    return batch
+    """This process's rows; None once a single process has run out.
+
+    With several, a process that has run out sends empty rows (and says so
+    to the step) until the step says every process has.
+    """
+    if not self.drained:
+      with self.timer.data_wait():
+        batch = next(self.data_iter, None)
+      if batch is not None:
+        return batch
+      if jax.process_count() == 1:
+        return None
+      self.drained = True
+    rows = self.setup.data_cfg.batch_size // jax.process_count()
+    return empty_batch(rows, self.setup.data_cfg.seq_len)
 
   def _log(self, metrics) -> None:
     """One metrics record (a collective: every process logs the same steps)."""
     m = jax.device_get(metrics)
-    self.skipped += self._check_finite(self.step, metrics)
-    self.pending = None
     self.timer.lap()
     times = self.timer.summary()
     rates = self.window.close(self.data_iter.stats.as_dict())
@@ -355,9 +420,9 @@ class _Run:
     self.progress.update(self.step, {"loss": f"{record['loss']:.4f}",
                                      "mfu": f"{record['mfu']:.1%}"})
 
-  def _check_finite(self, step: int, metrics) -> int:
+  def _check_finite(self, step: int, metrics, finite: bool) -> int:
     """0 if the step was finite, 1 if skipped; raises when not skipping."""
-    if bool(jax.device_get(metrics["finite"])):
+    if finite:
       return 0
     if self.c.train.skip_nonfinite_steps:
       logging.warning("step %d: non-finite loss or gradient, step skipped",
@@ -382,26 +447,24 @@ class _Run:
 
   def save(self, force: bool = False) -> bool:
     """A checkpoint of this step, on the `checkpoint_every` schedule or forced."""
-    if self.pending is not None and (
-        force or self.step % self.c.train.checkpoint_every == 0):
-      # The step's finiteness is otherwise read one step late; a checkpoint
-      # must never hold a state the NaN guard is about to reject.
-      self.skipped += self._check_finite(*self.pending)
-      self.pending = None
+    if force or self.step % self.c.train.checkpoint_every == 0:
+      # The step is otherwise read one step late; a checkpoint must never
+      # hold a state the NaN guard is about to reject.
+      self._settle()
     return self.ckpt.save(self.step, state=flatten_state(self.state),
                           data_iterator=self.data_iter,
                           config_dict=self._config_dict, force=force)
 
   def stop_early(self) -> None:
     """Preempted or told to stop: a checkpoint now; running again resumes."""
+    self._settle()
     say(f"preempted: saving step {self.step} and exiting")
     self.save(force=True)
 
   def finish(self) -> dict:
     """A last checkpoint, the final evaluation when the run is done, and the
     summary `{"step", "skipped_steps"[, "first_eval_loss", "final_eval_loss"]}`."""
-    if self.pending is not None:
-      self.skipped += self._check_finite(*self.pending)
+    self._settle()
     self.progress.close()
     self.save(force=True)
     self.ckpt.wait()

@@ -10,6 +10,13 @@ Resume: call ``truncate_after(restored_step)`` before writing; it drops the
 JSONL lines of steps the restored checkpoint has not seen, and makes
 TensorBoard hide their scalars too (``purge_step``), so no step appears twice.
 
+``DIR`` may be a bucket (``gs://...``, through ``etils.epath``): objects
+cannot be appended to, so there the JSONL is kept in memory and uploaded
+whole (one atomic object write) at most every ``flush_secs`` and on close,
+which is also TensorBoard's own policy; a crash loses at most that much.
+TensorBoard writes to ``gs://`` itself (tensorboardX, with the
+google-cloud-storage package; without it only the JSONL is written).
+
 Usage::
 
     writer = MetricsWriter(workdir, is_primary=jax.process_index() == 0)
@@ -36,10 +43,12 @@ import os
 import time
 from typing import Any, Callable, Mapping
 
+from absl import logging
+from etils import epath
 import numpy as np
 import tqdm
 
-from spectrax.checkpoints.run_dir import METRICS_FILE, write_atomic
+from spectrax.checkpoints.run_dir import METRICS_FILE, is_local, write_atomic
 
 _NON_FINITE = ("nan", "inf", "-inf")
 
@@ -60,24 +69,84 @@ def _plain(value: Any) -> Any:
                   "log a number, a string or a one-element array")
 
 
+class _Lines:
+  """The JSONL file: appended and flushed line by line on a local disk; in a
+  bucket, held here and uploaded whole at most every `flush_secs`."""
+
+  def __init__(self, path: str, flush_secs: float):
+    self.path, self.flush_secs = path, flush_secs
+    self.local = is_local(path)
+    self.closed = False
+    if self.local:
+      self._file = open(path, "a", encoding="utf-8")
+    else:
+      remote = epath.Path(path)
+      self._text = remote.read_text(encoding="utf-8") if remote.exists() else ""
+      self._uploaded = time.monotonic()
+
+  def read(self) -> str:
+    if not self.local:
+      return self._text
+    with open(self.path, encoding="utf-8") as f:
+      return f.read()
+
+  def append(self, line: str) -> None:
+    if self.local:
+      self._file.write(line)
+      self._file.flush()
+      return
+    self._text += line
+    if time.monotonic() - self._uploaded >= self.flush_secs:
+      self._upload()
+
+  def replace(self, text: str) -> None:
+    """The whole file, atomically: a crash leaves the old one whole."""
+    if self.local:
+      self._file.close()
+      write_atomic(self.path, text)
+      self._file = open(self.path, "a", encoding="utf-8")
+    else:
+      self._text = text
+      self._upload()
+
+  def _upload(self) -> None:
+    write_atomic(self.path, self._text)
+    self._uploaded = time.monotonic()
+
+  def close(self) -> None:
+    if self.closed:
+      return
+    if self.local:
+      self._file.close()
+    else:
+      self._upload()
+    self.closed = True
+
+
 class MetricsWriter:
   """Appends records to ``DIR/metrics.jsonl`` and TensorBoard event files in ``DIR``.
 
   Args:
-    workdir: the run directory (created on the primary process).
+    workdir: the run directory (created on the primary process); a local
+      path or a bucket URL, a string or an ``epath.Path``.
     is_primary: False on every process but one: then nothing is written.
+    flush_secs: in a bucket, the most seconds between uploads of the JSONL
+      (and TensorBoard's flush interval everywhere).
   """
 
-  def __init__(self, workdir: str | os.PathLike, *, is_primary: bool = True):
+  def __init__(self, workdir: str | os.PathLike, *, is_primary: bool = True,
+               flush_secs: float = 30.0):
     self.workdir = os.fspath(workdir)
     self.is_primary = is_primary
     self.path = os.path.join(self.workdir, METRICS_FILE)
+    self.flush_secs = flush_secs
     self._file = None
     self._tb = None
+    self._tb_off = False
     self._purge_step = None
     if is_primary:
-      os.makedirs(self.workdir, exist_ok=True)
-      self._file = open(self.path, "a", encoding="utf-8")
+      epath.Path(self.workdir).mkdir(parents=True, exist_ok=True)
+      self._file = _Lines(self.path, flush_secs)
 
   def write(self, step: int, metrics: Mapping[str, Any]) -> None:
     """Logs one record: a JSON line ``{"step", "time", **metrics}`` and numeric scalars.
@@ -96,9 +165,10 @@ class MetricsWriter:
       raise ValueError(f"metric names {sorted(reserved)} are reserved by MetricsWriter; rename them")
     record = {"step": step, "time": round(time.time(), 3)}
     record.update({str(k): _plain(v) for k, v in metrics.items()})
-    self._file.write(json.dumps(record, allow_nan=False) + "\n")
-    self._file.flush()
+    self._file.append(json.dumps(record, allow_nan=False) + "\n")
     tb = self._tensorboard()
+    if tb is None:
+      return
     for name, value in record.items():
       if name in ("step", "time") or isinstance(value, bool) or value is None:
         continue
@@ -122,20 +192,17 @@ class MetricsWriter:
     if not self.is_primary:
       return 0
     self._check_open()
-    self._file.close()
     kept, dropped = [], 0
-    with open(self.path, encoding="utf-8") as f:
-      for line in f:
-        try:
-          keep = int(json.loads(line)["step"]) <= step
-        except (ValueError, KeyError, TypeError):
-          keep = False
-        if keep:
-          kept.append(line if line.endswith("\n") else line + "\n")
-        else:
-          dropped += 1
-    write_atomic(self.path, "".join(kept))  # a crash here leaves the old file whole
-    self._file = open(self.path, "a", encoding="utf-8")
+    for line in self._file.read().splitlines(keepends=True):
+      try:
+        keep = int(json.loads(line)["step"]) <= step
+      except (ValueError, KeyError, TypeError):
+        keep = False
+      if keep:
+        kept.append(line if line.endswith("\n") else line + "\n")
+      else:
+        dropped += 1
+    self._file.replace("".join(kept))  # a crash here leaves the old file whole
     if self._tb is not None:
       self._tb.close()
       self._tb = None
@@ -161,7 +228,16 @@ class MetricsWriter:
       raise ValueError(f"MetricsWriter for {self.workdir} is closed; create a new one to write")
 
   def _tensorboard(self):
-    if self._tb is None:
+    """The TensorBoard writer; None where it cannot write."""
+    if self._tb is None and not self._tb_off and not is_local(self.workdir):
+      try:
+        import google.cloud.storage  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+      except ImportError:
+        logging.warning("TensorBoard events are not written to %s: tensorboardX needs "
+                        "the google-cloud-storage package for it; metrics.jsonl has "
+                        "every record.", self.workdir)
+        self._tb_off = True
+    if self._tb is None and not self._tb_off:
       # Imported on first use: tensorboardX imports torch when it is installed
       # (~1.5 s), which processes that never write should not pay.
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
@@ -169,7 +245,8 @@ class MetricsWriter:
       # nanosecond suffix keeps a writer reopened within that second (resume)
       # from clobbering the last file, and keeps file order = creation order,
       # which purge_step relies on.
-      self._tb = SummaryWriter(self.workdir, purge_step=self._purge_step, flush_secs=30,
+      self._tb = SummaryWriter(self.workdir, purge_step=self._purge_step,
+                               flush_secs=self.flush_secs,
                                filename_suffix=f".{time.time_ns()}.{os.getpid()}")
     return self._tb
 

@@ -5,19 +5,22 @@ dying mid-step:
 
   with PreemptionGuard() as guard:
     for step in ...:
-      train_step(...)
-      if guard.should_stop(step):
+      state, out = train_step(state, batch, signals(stop=guard.requested))
+      if guard.should_stop(step, agreed=bool(out["stop"])):
         checkpointer.save(step, ..., force=True)
         break
   checkpointer.close()  # waits for the asynchronous save
 
 Multi-host: each host gets its own signal (or none), and hosts that stop at
-different steps deadlock in the next collective, so `should_stop` makes all
-processes agree: it is true when any process was signalled, or when JAX's
-preemption service (`jax.distributed` on Cloud TPU, which learns of a
-maintenance event on any host) says this step is the sync point. It is then
-a collective: every process must call it at every step (JAX's sync point
-protocol needs every step).
+different steps deadlock in the next collective, so all must agree. They do
+without a collective of their own: the loop gives each step this process's
+`requested` flag, the step returns whether any process's was set (step.py's
+signals), and the loop passes that, read a step late, to `should_stop` as
+`agreed`. `should_stop` is also true when JAX's preemption service
+(`jax.distributed` on Cloud TPU, which learns of a maintenance event on any
+host) says this step is the sync point: a local call, the same step on every
+host, which every process must make at every step (its protocol counts
+them).
 
 JAX's preemption notifier (started by `jax.distributed.initialize`) catches
 SIGTERM in C++. Python reports such a handler as `None` and cannot put it
@@ -34,8 +37,6 @@ from collections.abc import Sequence
 from types import FrameType
 
 import jax
-
-from spectrax.parallel import distributed
 
 
 class PreemptionGuard:
@@ -82,17 +83,17 @@ class PreemptionGuard:
       self.signal_name = signal.Signals(signum).name
     self.requested = True
 
-  def should_stop(self, step: int) -> bool:
+  def should_stop(self, step: int, *, agreed: bool = False) -> bool:
     """Whether the loop should checkpoint and stop after `step`.
 
-    One process: the flag. Several: a collective (call it on every process
-    at the same steps, e.g. every step or every N steps) that is true on all
-    of them when any was signalled or JAX's preemption sync point is reached.
+    One process: the flag. Several: `agreed` (every process's flags reduced
+    by the same computation, e.g. a step's "stop" output; the same on all of
+    them), or JAX's preemption sync point; call it on every process at
+    every step. Never a collective.
     """
     if jax.process_count() == 1:
       return self.requested
-    anyone = not distributed.all_processes(not self.requested)
-    return anyone or _reached_preemption_sync_point(step)
+    return agreed or _reached_preemption_sync_point(step)
 
 
 def _reached_preemption_sync_point(step: int) -> bool:

@@ -6,11 +6,13 @@ the number of steps. Mistakes in the config surface here as
 `run_config.ConfigError` (or `RunDirError`), before anything is compiled and
 before anything in the run directory changes: `write_run_files` writes
 config.json, run.json and the tokenizer copy once the run has really started
-(its state restored or initialised).
+(its state restored or initialised). `compilation_cache` keeps JAX's
+compiled programs in the run directory while the run lasts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -20,7 +22,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from data_pipelines.schema import MANIFEST
-from spectrax.checkpoints.run_dir import RunDir, RunInfo
+from spectrax.checkpoints.run_dir import RunDir, RunInfo, is_local
 from spectrax.data import tokenizer_training
 from spectrax.data.pipeline import DataConfig, Pipeline, shard_pipelines
 from spectrax.data.suite_reader import Suite
@@ -92,12 +94,41 @@ def write_run_files(c, setup: RunSetup, lora: dict | None = None) -> None:
   # The run directory carries its tokenizer: it can be moved or copied
   # (from a pod to a workstation) and still load (spectrax.load_model).
   copy = snapshot_tokenizer(pipeline.tokenizer_path, run_dir.tokenizer_dir)
-  model_cfg = setup.model_cfg
+  source = pipeline.tokenizer_path
   run_dir.write_run_info(RunInfo(
-      template=c.data.template,
-      tokenizer=os.path.relpath(copy, run_dir.path),
-      tokenizer_source=os.path.abspath(pipeline.tokenizer_path),
-      model_config=model_cfg, lora=lora))
+      template=c.data.template, tokenizer=run_dir.relative(copy),
+      tokenizer_source=os.path.abspath(source) if is_local(source) else source,
+      model_config=setup.model_cfg, lora=lora))
+
+
+@contextlib.contextmanager
+def compilation_cache(c, workdir: str | os.PathLike):
+  """JAX's persistent compilation cache in `RunDir.compilation_cache`
+  (WORKDIR/jax_cache) while the run lasts, so a restart (preemption,
+  `stop_after`) loads the compiled step instead of compiling it again.
+
+  Off with `train.compilation_cache=False`. A cache directory chosen already
+  (`JAX_COMPILATION_CACHE_DIR`, which the launch scripts set, or
+  `jax.config`) is kept. Yields the directory in use, or None.
+  """
+  chosen = jax.config.jax_compilation_cache_dir
+  if chosen or not c.train.get("compilation_cache", True):
+    yield chosen or None
+    return
+  path = RunDir(workdir).compilation_cache
+  _use_compilation_cache(path)
+  try:
+    yield path
+  finally:
+    _use_compilation_cache(None)
+
+
+def _use_compilation_cache(path: str | None) -> None:
+  jax.config.update("jax_compilation_cache_dir", path)
+  # JAX opens its cache once, at the first compilation after start-up: a
+  # process that has compiled before (a test, a notebook) must reopen it.
+  from jax.experimental.compilation_cache import compilation_cache as cache  # pylint: disable=g-import-not-at-top
+  cache.reset_cache()
 
 
 def _num_steps(c, pipeline: Pipeline, data_cfg: DataConfig) -> int:

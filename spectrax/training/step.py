@@ -11,6 +11,13 @@ data row accumulates its own gradient, reduced only over its FSDP shards,
 and the rows' gradients are summed once per step: one all-reduce of a
 gradient shard crosses the slow network per step, not one per micro-batch
 (`Trainer._grouped_value_and_grad`).
+
+Besides the batch, the step takes each process's *signals* (`Trainer.signals`):
+whether its data ran out and whether it was asked to stop. The step reduces
+them over all processes, so the training loop learns what every process
+agreed from the step's outputs, without a collective of its own
+(spectrax/training/loop.py). A step whose every process has run out has no
+rows at all and changes nothing in the state.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -31,6 +39,8 @@ from spectrax.models import ModelConfig, Transformer
 
 BATCH_KEYS = ("inputs", "targets", "loss_mask", "segment_ids", "positions")
 DATA_AXIS = "data"  # the mesh axis of data parallelism (across nodes / slices)
+# The columns of the step's signals, int32 [batch, 2] (`Trainer.signals`).
+DRAINED, STOP = 0, 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,12 +76,44 @@ def learning_rate_schedule(cfg: OptimizerConfig, num_steps: int) -> optax.Schedu
   return optax.join_schedules([warmup, decay], [cfg.warmup_steps])
 
 
+GRAD_NORM = "grad_norm"  # the extra argument of `update` that carries it
+
+
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformationExtraArgs:
+  """`optax.clip_by_global_norm` that reuses a global norm already computed.
+
+  The step computes the gradient norm once, for its metrics, and passes it
+  as `update(..., grad_norm=norm)`; optax's own transformation would reduce
+  over every gradient again (on a sharded mesh XLA does not merge the two).
+  Without the argument it computes the norm itself. The arithmetic is
+  optax's: below `max_norm` the updates pass unchanged (so a zero norm
+  divides nothing), above it each leaf is `(t / norm) * max_norm`, and a
+  NaN norm gives NaN updates (the step's finiteness check sees them). The
+  state is optax's empty state, so checkpoints keep their layout.
+  """
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params
+    g_norm = extra_args.get(GRAD_NORM)
+    if g_norm is None:
+      g_norm = optax.tree.norm(updates)
+    trigger = jnp.squeeze(g_norm < max_norm)
+
+    def clip(t):
+      return jax.lax.select(trigger, t, (t / g_norm.astype(t.dtype)) * max_norm)
+    return jax.tree.map(clip, updates), state
+
+  return optax.GradientTransformationExtraArgs(optax.init_empty_state, update_fn)
+
+
 def make_optimizer(cfg: OptimizerConfig, num_steps: int
                    ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """AdamW after global-norm clipping (`clip_by_global_norm`: give `update`
+  the gradient norm as `grad_norm=` to clip with it), and its schedule."""
   schedule = learning_rate_schedule(cfg, num_steps)
   parts = []
   if cfg.grad_clip_norm > 0:
-    parts.append(optax.clip_by_global_norm(cfg.grad_clip_norm))
+    parts.append(clip_by_global_norm(cfg.grad_clip_norm))
   parts.append(optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
                            weight_decay=cfg.weight_decay,
                            mu_dtype=jnp.dtype(cfg.mu_dtype)))
@@ -111,7 +153,9 @@ class Trainer:
                skip_nonfinite: bool = False, lora: lora_lib.LoraConfig | None = None,
                seed: int = 0):
     self.model_cfg = model_cfg
-    self.optimizer = optimizer
+    # Extra arguments (the step's `grad_norm`) reach the transformations
+    # that take them; any other optimizer ignores them.
+    self.optimizer = optax.with_extra_args_support(optimizer)
     self.mesh = mesh
     self.rules = tuple(tuple(r) for r in rules)
     self.microbatches = microbatches
@@ -134,6 +178,11 @@ class Trainer:
       self.frozen_shardings = base_shardings
     self.frozen = None  # the base params of a LoRA run (set_frozen)
     self.batch_sharding = batch_sharding(mesh, self.rules)
+    spec = self.batch_sharding.spec
+    # The signals' rows are laid out as the batch's: each process owns its own.
+    self.signals_sharding = NamedSharding(
+        mesh, PartitionSpec(spec[0] if len(spec) else None, None))
+    self._signals = {}
     batch_axes = jax.tree.leaves(tuple(self.batch_sharding.spec[:1]))
     self.batch_shards = math.prod(mesh.shape[a] for a in batch_axes)
     # Data rows that accumulate gradients apart (see _grouped_value_and_grad).
@@ -204,6 +253,25 @@ class Trainer:
 
   # -- the step ------------------------------------------------------------
 
+  def signals(self, rows: int, *, drained: bool = False, stop: bool = False,
+              abstract: bool = False):
+    """This process's signals as the step's global int32 [rows, 2] input.
+
+    `rows` is the global batch size; column DRAINED is 1 where this
+    process's data ran out (its rows are empty), column STOP 1 where it was
+    asked to stop (a signal). Every process fills only its own rows, so
+    making it communicates nothing; the few distinct arrays are made once.
+    `abstract`: a ShapeDtypeStruct, for lowering.
+    """
+    if abstract:
+      return jax.ShapeDtypeStruct((rows, 2), jnp.int32, sharding=self.signals_sharding)
+    key = (rows, bool(drained), bool(stop))
+    if key not in self._signals:
+      full = np.broadcast_to(np.array([drained, stop], np.int32), (rows, 2))
+      self._signals[key] = jax.make_array_from_callback(
+          (rows, 2), self.signals_sharding, lambda index: full[index])
+    return self._signals[key]
+
   def _loss(self, params, batch, frozen=None, rng=None, batch_shards=None):
     # Weight matrices are cast to the compute dtype here, pinned to their
     # FSDP shards, so every all-gather moves compute-dtype bytes (a cast at
@@ -259,7 +327,7 @@ class Trainer:
             params, part, batch_shards=self.batch_shards // groups)
     return jax.vmap(one, spmd_axis_name=DATA_AXIS)(parts)
 
-  def _step(self, state, batch, frozen=None):
+  def _step(self, state, batch, signals, frozen=None):
     params = state["params"]
     n = self.microbatches
     micro = jax.tree.map(
@@ -303,44 +371,55 @@ class Trainer:
     denom = jnp.maximum(count, 1.0)
     grads = jax.tree.map(lambda g: g / denom, grads)
     loss = nll / denom
+    # The one reduction over the gradients: metrics and clipping share it.
     grad_norm = optax.tree.norm(grads)
-    updates, opt_state = self.optimizer.update(grads, state["opt_state"], params)
-    new_params = optax.apply_updates(params, updates)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    if self.skip_nonfinite:
-      keep = lambda new, old: jax.tree.map(  # noqa: E731
-          lambda a, b: jnp.where(finite, a, b), new, old)
-      new_params = keep(new_params, params)
-      opt_state = keep(opt_state, state["opt_state"])
-    new_state = {"step": state["step"] + 1, "params": new_params,
-                 "opt_state": opt_state}
+    # Every process ran out: the batch is all padding, and the step must
+    # leave the state exactly as it was (the loop learns of it a step late).
+    drained = jnp.all(signals[:, DRAINED] > 0)
+    keep = drained | ~finite if self.skip_nonfinite else drained
+
+    def update(operands):
+      params, opt_state = operands
+      updates, opt_state = self.optimizer.update(grads, opt_state, params,
+                                                 **{GRAD_NORM: grad_norm})
+      return optax.apply_updates(params, updates), opt_state
+
+    # A conditional, not a select of old and new state: XLA then needs no
+    # second copy of the updated state (a select cost ~40% of the state in
+    # temporaries on CPU; this costs nothing).
+    new_params, opt_state = jax.lax.cond(keep, lambda operands: operands, update,
+                                         (params, state["opt_state"]))
+    new_state = {"step": state["step"] + (~drained).astype(state["step"].dtype),
+                 "params": new_params, "opt_state": opt_state}
     metrics = {"loss": loss, "grad_norm": grad_norm, "loss_tokens": count,
-               "finite": finite}
+               "finite": finite, "drained": drained,
+               "stop": jnp.any(signals[:, STOP] > 0)}
     return new_state, metrics
 
   def step_fn(self):
-    """`(state, batch) -> (state, metrics)`, jitted with donated state.
+    """`(state, batch[, signals]) -> (state, metrics)`, jitted with donated state.
 
-    For a LoRA run the frozen base (`set_frozen`) is passed along as a third,
-    not donated, argument; `.lower(state, batch)` works for both.
+    `signals` (`signals()`) defaults to no process drained or stopping;
+    metrics "drained" and "stop" are their agreement over all processes.
+    For a LoRA run the frozen base (`set_frozen`) is passed along as a
+    further, not donated, argument; `.lower(state, batch)` works for both.
     """
     if self._step_fn is None:
       state_sh = self.state_shardings()
       batch_sh = {k: self.batch_sharding for k in BATCH_KEYS}
       replicated = NamedSharding(self.mesh, PartitionSpec())
-      if self.lora is None:
-        self._step_fn = jax.jit(
-            self._traced_step, in_shardings=(state_sh, batch_sh),
-            out_shardings=(state_sh, replicated), donate_argnums=0)
-      else:
-        self._step_fn = _WithFrozen(self, jax.jit(
-            self._traced_step, in_shardings=(state_sh, batch_sh, self.frozen_shardings),
-            out_shardings=(state_sh, replicated), donate_argnums=0))
+      in_sh = (state_sh, batch_sh, self.signals_sharding)
+      if self.lora is not None:
+        in_sh += (self.frozen_shardings,)
+      self._step_fn = _Step(self, jax.jit(
+          self._traced_step, in_shardings=in_sh,
+          out_shardings=(state_sh, replicated), donate_argnums=0))
     return self._step_fn
 
-  def _traced_step(self, state, batch, frozen=None):
+  def _traced_step(self, state, batch, signals, frozen=None):
     with sharding.axis_rules(self.mesh, self.rules):
-      return self._step(state, batch, frozen)
+      return self._step(state, batch, signals, frozen)
 
   def eval_fn(self):
     """`(params, batch) -> (nll_sum, count)`, jitted (LoRA: params are the adapters)."""
@@ -353,23 +432,46 @@ class Trainer:
     return fn if self.lora is None else _WithFrozen(self, fn)
 
 
+def _frozen(trainer: Trainer, lowering: bool):
+  """A LoRA trainer's frozen base (its abstract form when lowering before
+  `set_frozen`)."""
+  if trainer.frozen is not None:
+    return trainer.frozen
+  if lowering:
+    return trainer.abstract_frozen_state()
+  raise ValueError("a LoRA Trainer needs its frozen base: call set_frozen(params) first.")
+
+
 class _WithFrozen:
   """A jitted `(x, batch, frozen)` called as `(x, batch)`: the trainer's frozen
-  base is the third argument (its abstract form when lowering before it is set)."""
+  base is the third argument."""
 
   def __init__(self, trainer: Trainer, fn):
     self.trainer, self.fn = trainer, fn
 
-  def _frozen(self):
-    if self.trainer.frozen is None:
-      raise ValueError("a LoRA Trainer needs its frozen base: call set_frozen(params) first.")
-    return self.trainer.frozen
-
   def __call__(self, x, batch):
-    return self.fn(x, batch, self._frozen())
+    return self.fn(x, batch, _frozen(self.trainer, lowering=False))
 
   def lower(self, x, batch):
-    frozen = self.trainer.frozen
-    if frozen is None:
-      frozen = self.trainer.abstract_frozen_state()
-    return self.fn.lower(x, batch, frozen)
+    return self.fn.lower(x, batch, _frozen(self.trainer, lowering=True))
+
+
+class _Step:
+  """The jitted `(state, batch, signals[, frozen])` called as
+  `(state, batch[, signals])`: no signals means no process drained or
+  stopping; a LoRA run's frozen base comes from the trainer."""
+
+  def __init__(self, trainer: Trainer, fn):
+    self.trainer, self.fn = trainer, fn
+
+  def _rest(self, batch, signals, lowering: bool) -> tuple:
+    t = self.trainer
+    if signals is None:
+      signals = t.signals(batch["inputs"].shape[0], abstract=lowering)
+    return (signals,) if t.lora is None else (signals, _frozen(t, lowering))
+
+  def __call__(self, state, batch, signals=None):
+    return self.fn(state, batch, *self._rest(batch, signals, lowering=False))
+
+  def lower(self, state, batch, signals=None):
+    return self.fn.lower(state, batch, *self._rest(batch, signals, lowering=True))
