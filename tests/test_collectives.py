@@ -55,6 +55,25 @@ def test_weights_are_gathered_in_the_compute_dtype(step):
   assert {o.dtypes for o in gathers} == {("bf16",)}, [(o.name, o.arrays) for o in gathers]
 
 
+def _token_id_collectives(ops, seq):
+  """`(kind, executions, bytes)` of the collectives whose payload holds
+  integer [.., seq] arrays: the batch's token ids, targets, positions or
+  segment ids."""
+  return [(o.kind, o.executions, o.bytes) for o in ops
+          if any(d.startswith("s") and seq in dims for d, dims in o.arrays)]
+
+
+def test_the_micro_batch_split_moves_no_token_ids(step):
+  # Each device splits its own rows into micro-batches, so the batch is never
+  # re-sharded (contiguous micro-batches were, several gathers per step). The
+  # one gather left is the embedding lookup's: each micro-batch's input ids
+  # within the FSDP group (8 rows x 64 int32), so each device looks up the
+  # rows of its own vocabulary shard.
+  compiled, _ = step
+  ops, _ = hlo_stats.collectives(compiled.as_text())
+  assert _token_id_collectives(ops, seq=64) == [("all-gather", MICRO, 8 * 64 * 4)]
+
+
 def test_data_axis_reduces_each_gradient_shard_once_per_step():
   # data=2 x fsdp=4 (two simulated nodes): each data row accumulates its own
   # gradient over the micro-batches; only the sum of the rows' gradient
@@ -65,6 +84,8 @@ def test_data_axis_reduces_each_gradient_shard_once_per_step():
                                    microbatches=MICRO, chunk=16, fsdp=4, data=2,
                                    dtype="bfloat16")
   ops, _ = hlo_stats.collectives(compiled.as_text())
+  # Token ids move only for the embedding lookup, within each data row.
+  assert _token_id_collectives(ops, seq=64) == [("all-gather", MICRO, 4 * 64 * 4)]
   across = [o for o in ops if "data" in hlo_stats.mesh_axes(o, trainer.mesh.shape)]
   shard_bytes = sum(  # float32 gradient shard per device
       math.prod(s.shard_shape(x.shape)) * 4

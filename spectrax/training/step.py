@@ -330,8 +330,12 @@ class Trainer:
   def _step(self, state, batch, signals, frozen=None):
     params = state["params"]
     n = self.microbatches
+    # Micro-batch i is rows i, i+n, i+2n, ...: each device's contiguous rows
+    # split into n equal parts locally, so the split moves nothing between
+    # devices (contiguous micro-batches put micro-batch i on a few devices, and
+    # XLA replicated the whole batch to re-shard each one).
     micro = jax.tree.map(
-        lambda x: x.reshape((n, x.shape[0] // n) + x.shape[1:]), batch)
+        lambda x: x.reshape((x.shape[0] // n, n) + x.shape[1:]).swapaxes(0, 1), batch)
     # LoRA dropout: a key per step and micro-batch, a pure function of the
     # step, so a resumed run draws the same masks.
     dropout = self.lora is not None and self.lora.dropout > 0
