@@ -1,16 +1,29 @@
 """Shared fixtures: tokenizers made or fetched here, and an 8-device CPU mesh.
 
-jax is configured before anything uses it: 8 CPU devices for sharding tests.
+jax is configured before anything uses it: 8 CPU devices for sharding tests,
+and one persistent compilation cache for the whole session (and the
+processes tests start), so the many runs of the same tiny model compile
+each program once: most of a tiny run's time is compilation (a warm run
+takes ~8 s instead of ~20 s). Tests of the cache itself step out of it
+(`without_session_compilation_cache`).
 """
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+SESSION_COMPILATION_CACHE = tempfile.mkdtemp(prefix="spectrax-tests-jax-cache-")
+atexit.register(shutil.rmtree, SESSION_COMPILATION_CACHE, ignore_errors=True)
+os.environ.update(JAX_COMPILATION_CACHE_DIR=SESSION_COMPILATION_CACHE,
+                  JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                  JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 import jax  # noqa: E402  pylint: disable=g-import-not-at-top
 
 jax.config.update("jax_num_cpu_devices", 8)
@@ -30,6 +43,20 @@ def pytest_configure(config):
   config.addinivalue_line("markers", "slow: slower tests; CI runs them too")
 
 
+@pytest.fixture
+def without_session_compilation_cache():
+  """No compilation cache chosen, as in a fresh process without
+  JAX_COMPILATION_CACHE_DIR; the session's cache comes back after."""
+  from jax.experimental.compilation_cache import compilation_cache  # pylint: disable=g-import-not-at-top
+  jax.config.update("jax_compilation_cache_dir", None)
+  compilation_cache.reset_cache()
+  try:
+    yield
+  finally:
+    jax.config.update("jax_compilation_cache_dir", SESSION_COMPILATION_CACHE)
+    compilation_cache.reset_cache()
+
+
 @pytest.fixture(scope="session")
 def mistral_tokenizer_path():
   """The real 32000-token SentencePiece model shipped in mistral-common."""
@@ -47,9 +74,11 @@ def mistral_tokenizer_path():
     pytest.skip(f"package registry unreachable, cannot fetch {MISTRAL_WHEEL}: "
                 f"{proc.stderr.strip()[-300:]}")
   with zipfile.ZipFile(os.path.join(wheel_dir, wheels[0])) as z:
-    with z.open(MISTRAL_MEMBER) as src, open(path + ".tmp", "wb") as dst:
+    # A temporary name per process: parallel test workers may both get here.
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with z.open(MISTRAL_MEMBER) as src, open(tmp, "wb") as dst:
       dst.write(src.read())
-  os.replace(path + ".tmp", path)
+  os.replace(tmp, path)
   return path
 
 

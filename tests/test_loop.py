@@ -312,7 +312,8 @@ def test_cli_resume_past_a_corrupt_checkpoint_warns_once_quietly(tiny_suite_dir,
         tiny_run[1]["final_eval_loss"], rel=1e-6)
 
 
-def test_training_compiles_into_the_workdirs_cache(tiny_suite_dir, tmp_path, monkeypatch):
+def test_training_compiles_into_the_workdirs_cache(tiny_suite_dir, tmp_path, monkeypatch,
+                                                   without_session_compilation_cache):
   """train() points JAX's persistent compilation cache at WORKDIR/jax_cache
   (tests/test_run_setup.py checks the cache itself)."""
   import jax  # pylint: disable=g-import-not-at-top

@@ -13,7 +13,8 @@ def _config(on=True):
   return ml_collections.ConfigDict({"train": {"compilation_cache": on}})
 
 
-def test_compilation_cache_in_the_workdir_while_the_run_lasts(tmp_path):
+def test_compilation_cache_in_the_workdir_while_the_run_lasts(tmp_path,
+                                                             without_session_compilation_cache):
   """Each run's compilations go to its own WORKDIR/jax_cache, and none after it
   (JAX opens its cache once per process: run_setup reopens it)."""
   assert jax.config.jax_compilation_cache_dir is None
@@ -36,7 +37,7 @@ def test_compilation_cache_in_the_workdir_while_the_run_lasts(tmp_path):
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_time)
 
 
-def test_compilation_cache_off_or_chosen_elsewhere(tmp_path):
+def test_compilation_cache_off_or_chosen_elsewhere(tmp_path, without_session_compilation_cache):
   with run_setup.compilation_cache(_config(on=False), str(tmp_path)) as path:
     assert path is None and jax.config.jax_compilation_cache_dir is None
   chosen = str(tmp_path / "launcher_cache")  # JAX_COMPILATION_CACHE_DIR, as launch/*.sh set
