@@ -203,30 +203,35 @@ def test_the_end_of_the_data_is_agreed_in_the_step(tiny_suite_dir, tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.slow
-def test_a_signal_to_one_process_stops_both_at_one_step(tiny_suite_dir, tmp_path):
-  """Without JAX's preemption service, SIGTERM reaches the Python guard of
-  the one process it is sent to; the step tells the other, and both save
-  the same step and exit 0."""
-  workdir = str(tmp_path)
-  flags = tiny_train_flags(tiny_suite_dir, num_steps=100000, eval_every=0,
+def _start_two_trainers(suite_dir, workdir, **env):
+  """Two `spectrax.train` processes (2 CPU devices each) on a long run, once
+  they have logged two lines; `env` is added to each one's environment."""
+  flags = tiny_train_flags(suite_dir, num_steps=100000, eval_every=0,
                            checkpoint_every=100000)
   port = _free_port()
-  procs = []
-  for i in range(2):
-    env = _env(SPECTRAX_COORDINATOR=f"localhost:{port}", SPECTRAX_NUM_PROCESSES="2",
-               SPECTRAX_PROCESS_ID=str(i), SPECTRAX_CPU_DEVICES="2",
-               JAX_ENABLE_PREEMPTION_SERVICE="false")
-    procs.append(subprocess.Popen(
-        [sys.executable, "-m", "spectrax.train", "--config=configs/tiny.py",
-         f"--workdir={workdir}", *flags], cwd=REPO, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True))
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "spectrax.train", "--config=configs/tiny.py",
+       f"--workdir={workdir}", *flags], cwd=REPO, stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True,
+      env=_env(SPECTRAX_COORDINATOR=f"localhost:{port}", SPECTRAX_NUM_PROCESSES="2",
+               SPECTRAX_PROCESS_ID=str(i), SPECTRAX_CPU_DEVICES="2", **env))
+      for i in range(2)]
   metrics = os.path.join(workdir, "metrics.jsonl")
   deadline = time.time() + 300
   while time.time() < deadline and not (
       os.path.exists(metrics) and len(open(metrics).readlines()) >= 2):
     assert procs[0].poll() is None, procs[0].communicate()[0][-3000:]
     time.sleep(0.5)
+  return procs
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_process_stops_both_at_one_step(tiny_suite_dir, tmp_path):
+  """Without JAX's preemption service, SIGTERM reaches the Python guard of
+  the one process it is sent to; the step tells the other, and both save
+  the same step and exit 0."""
+  workdir = str(tmp_path)
+  procs = _start_two_trainers(tiny_suite_dir, workdir, JAX_ENABLE_PREEMPTION_SERVICE="false")
   procs[1].send_signal(signal.SIGTERM)
   outs = [p.communicate(timeout=300)[0] for p in procs]
   assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
@@ -241,25 +246,7 @@ def test_a_signal_to_one_process_stops_both_at_one_step(tiny_suite_dir, tmp_path
 
 @pytest.mark.slow
 def test_a_dead_process_stops_the_other(tiny_suite_dir, tmp_path):
-  workdir = str(tmp_path)
-  flags = tiny_train_flags(tiny_suite_dir, num_steps=100000, eval_every=0,
-                           checkpoint_every=100000)
-  port = _free_port()
-  procs = []
-  for i in range(2):
-    env = _env(SPECTRAX_COORDINATOR=f"localhost:{port}", SPECTRAX_NUM_PROCESSES="2",
-               SPECTRAX_PROCESS_ID=str(i), SPECTRAX_CPU_DEVICES="2",
-               SPECTRAX_HEARTBEAT_TIMEOUT="10")
-    procs.append(subprocess.Popen(
-        [sys.executable, "-m", "spectrax.train", "--config=configs/tiny.py",
-         f"--workdir={workdir}", *flags], cwd=REPO, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True))
-  metrics = os.path.join(workdir, "metrics.jsonl")
-  deadline = time.time() + 300
-  while time.time() < deadline and not (
-      os.path.exists(metrics) and len(open(metrics).readlines()) >= 2):
-    assert procs[0].poll() is None, procs[0].communicate()[0][-3000:]
-    time.sleep(0.5)
+  procs = _start_two_trainers(tiny_suite_dir, str(tmp_path), SPECTRAX_HEARTBEAT_TIMEOUT="10")
   procs[1].send_signal(signal.SIGKILL)
   killed = time.time()
   out, _ = procs[0].communicate(timeout=120)
