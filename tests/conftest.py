@@ -47,14 +47,12 @@ def pytest_configure(config):
 def without_session_compilation_cache():
   """No compilation cache chosen, as in a fresh process without
   JAX_COMPILATION_CACHE_DIR; the session's cache comes back after."""
-  from jax.experimental.compilation_cache import compilation_cache  # pylint: disable=g-import-not-at-top
-  jax.config.update("jax_compilation_cache_dir", None)
-  compilation_cache.reset_cache()
+  from spectrax.training.run_setup import use_compilation_cache  # pylint: disable=g-import-not-at-top
+  use_compilation_cache(None)
   try:
     yield
   finally:
-    jax.config.update("jax_compilation_cache_dir", SESSION_COMPILATION_CACHE)
-    compilation_cache.reset_cache()
+    use_compilation_cache(SESSION_COMPILATION_CACHE)
 
 
 @pytest.fixture(scope="session")

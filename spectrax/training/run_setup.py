@@ -116,14 +116,15 @@ def compilation_cache(c, workdir: str | os.PathLike):
     yield chosen or None
     return
   path = RunDir(workdir).compilation_cache
-  _use_compilation_cache(path)
+  use_compilation_cache(path)
   try:
     yield path
   finally:
-    _use_compilation_cache(None)
+    use_compilation_cache(None)
 
 
-def _use_compilation_cache(path: str | None) -> None:
+def use_compilation_cache(path: str | None) -> None:
+  """Points JAX's persistent compilation cache at `path` (None: off), now."""
   jax.config.update("jax_compilation_cache_dir", path)
   # JAX opens its cache once, at the first compilation after start-up: a
   # process that has compiled before (a test, a notebook) must reopen it.
